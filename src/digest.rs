@@ -1,0 +1,218 @@
+//! Content digests: parsing `sha256:<hex>`, hashing bytes and streams, checking them.
+//!
+//! Every blob margo-gitops reads is hashed while it streams and compared with the digest
+//! that named it; [`Verifier`] does the comparing so that no caller forgets to.
+//! Only sha256 is produced; other algorithms are refused, because a digest is also a
+//! file name in an OCI layout and must never be able to climb out of `blobs/`.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::str::FromStr;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::error::Error;
+
+/// A validated `sha256:<64 lower-case hex>` digest.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Digest(String);
+
+impl Digest {
+    /// The sha256 digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
+    }
+
+    /// The hex part, which is also the blob's file name in an OCI layout.
+    pub fn hex(&self) -> &str {
+        &self.0["sha256:".len()..]
+    }
+
+    /// `sha256-<hex>`: the form used in tag names and file names.
+    pub fn dashed(&self) -> String {
+        format!("sha256-{}", self.hex())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Digest {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex = s.strip_prefix("sha256:").ok_or_else(|| {
+            Error::invalid(format!(
+                "digest `{s}` is not a sha256 digest (sha256:<64 hex>)"
+            ))
+        })?;
+        if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(Error::invalid(format!(
+                "digest `{s}` is malformed: expected sha256: and 64 lower-case hex digits"
+            )));
+        }
+        Ok(Digest(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self, Error> {
+        s.parse()
+    }
+}
+
+impl From<Digest> for String {
+    fn from(d: Digest) -> String {
+        d.0
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Hashes a stream of chunks and checks it against an expected digest and size.
+pub struct Verifier {
+    what: String,
+    expected: Digest,
+    expected_size: Option<u64>,
+    hasher: Sha256,
+    seen: u64,
+}
+
+impl Verifier {
+    pub fn new(what: impl Into<String>, expected: &Digest, expected_size: Option<u64>) -> Self {
+        Verifier {
+            what: what.into(),
+            expected: expected.clone(),
+            expected_size,
+            hasher: Sha256::new(),
+            seen: 0,
+        }
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        self.hasher.update(chunk);
+        self.seen += chunk.len() as u64;
+        match self.expected_size {
+            Some(size) if self.seen > size => Err(self.size_error()),
+            _ => Ok(()),
+        }
+    }
+
+    fn size_error(&self) -> Error {
+        Error::DigestMismatch {
+            what: self.what.clone(),
+            expected: format!(
+                "{} ({} bytes)",
+                self.expected,
+                self.expected_size.unwrap_or(0)
+            ),
+            actual: format!("{} bytes so far", self.seen),
+        }
+    }
+
+    /// Fails unless every byte arrived and the digest matches.
+    pub fn finish(self) -> Result<u64, Error> {
+        if let Some(size) = self.expected_size {
+            if self.seen != size {
+                return Err(self.size_error());
+            }
+        }
+        let actual = format!("sha256:{}", hex::encode(self.hasher.finalize()));
+        if actual != self.expected.0 {
+            return Err(Error::DigestMismatch {
+                what: self.what,
+                expected: self.expected.0,
+                actual,
+            });
+        }
+        Ok(self.seen)
+    }
+}
+
+/// A writer that hashes and counts what passes through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
+    }
+
+    /// The digest and size of everything written, and the inner writer.
+    pub fn finish(self) -> (Digest, u64, W) {
+        let digest = Digest(format!("sha256:{}", hex::encode(self.hasher.finalize())));
+        (digest, self.written, self.inner)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Hashes a whole reader; returns its digest and size.
+pub fn digest_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
+    let mut w = HashingWriter::new(io::sink());
+    io::copy(&mut reader, &mut w)?;
+    let (d, n, _) = w.finish();
+    Ok((d, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_only_well_formed_sha256() {
+        let d = Digest::of(b"hello");
+        assert_eq!(d.as_str().parse::<Digest>().unwrap(), d);
+        assert!("sha512:abcd".parse::<Digest>().is_err());
+        assert!("sha256:../../etc/passwd".parse::<Digest>().is_err());
+        assert!(format!("sha256:{}", "A".repeat(64))
+            .parse::<Digest>()
+            .is_err());
+    }
+
+    #[test]
+    fn verifier_refuses_wrong_bytes_and_sizes() {
+        let d = Digest::of(b"hello");
+        let mut v = Verifier::new("blob", &d, Some(5));
+        v.update(b"hello").unwrap();
+        assert_eq!(v.finish().unwrap(), 5);
+
+        let mut v = Verifier::new("blob", &d, Some(5));
+        v.update(b"hellO").unwrap();
+        assert!(matches!(v.finish(), Err(Error::DigestMismatch { .. })));
+
+        let mut v = Verifier::new("blob", &d, Some(5));
+        assert!(v.update(b"hello!").is_err());
+    }
+}
