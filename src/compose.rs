@@ -144,13 +144,6 @@ impl ComposeApp {
             Error::invalid_file(&file, line_of(&text, needle), message)
         };
 
-        if let Some((name, _)) = compose.secrets.first() {
-            return Err(invalid(
-                "secrets:",
-                format!("secret `{name}` is declared: secrets never go into a package"),
-            )
-            .with_hint("remove `secrets:` and provide them on the device, e.g. through deployment parameters"));
-        }
         if !compose.include.is_empty() {
             return Err(invalid(
                 "include:",
@@ -228,6 +221,14 @@ impl ComposeApp {
                 image: service.image.as_ref().map(|i| i.as_str().to_string()),
                 built: service.build.is_some(),
             });
+        }
+        if let Some((name, _)) = compose.secrets.first() {
+            return Err(Error::invalid_file(
+                &file,
+                text.lines().position(|l| l.starts_with("secrets:")).map(|i| i + 1),
+                format!("secret `{name}` is declared: secrets never go into a package"),
+            )
+            .with_hint("remove `secrets:` and provide them on the device, e.g. through deployment parameters"));
         }
         for (name, config) in &compose.configs {
             if let Resource::Compose(c) = config {

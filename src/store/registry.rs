@@ -166,6 +166,25 @@ impl RegistryStore {
                 expected: "the digest that names it".into(),
                 actual: d.to_string(),
             },
+            OciDistributionError::RequestError(r)
+                if r.status()
+                    .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
+            {
+                denied()
+            }
+            OciDistributionError::RequestError(r)
+                if r.status().is_some_and(|s| s.as_u16() == 404) =>
+            {
+                Error::NotFound {
+                    what: format!("{what} in {registry}/{}", self.repository),
+                    hint: None,
+                }
+            }
+            OciDistributionError::RequestError(r) if r.status().is_some() => Error::Registry {
+                registry,
+                message: format!("{what}: {}", chain(r)),
+                hint: None,
+            },
             OciDistributionError::RequestError(r) => Error::Registry {
                 registry,
                 message: format!("{what}: cannot reach the registry: {}", chain(r)),
@@ -180,6 +199,14 @@ impl RegistryStore {
                 message: format!("{what}: {}", chain(&e)),
                 hint: None,
             },
+        }
+    }
+
+    fn read_error(&self, what: &str, e: &dyn std::fmt::Display) -> Error {
+        Error::Registry {
+            registry: self.registry.clone(),
+            message: format!("reading {what}: {e}"),
+            hint: None,
         }
     }
 
@@ -266,11 +293,16 @@ impl RegistryStore {
             .map_err(Error::io("create a temporary file in", dir))?;
         let mut verifier = Verifier::new(&what, digest, Some(size));
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Registry {
-                registry: self.registry.clone(),
-                message: format!("reading {what}: {e}"),
-                hint: None,
-            })?;
+            let chunk = match chunk {
+                Ok(c) => c,
+                // The client checks digests too and fails the stream at its end; ours says more.
+                Err(e) => {
+                    return Err(verifier
+                        .finish()
+                        .err()
+                        .unwrap_or_else(|| self.read_error(&what, &e)))
+                }
+            };
             verifier.update(&chunk)?;
             tmp.write_all(&chunk)
                 .map_err(Error::io("write", tmp.path()))?;
@@ -297,11 +329,16 @@ impl RegistryStore {
         let mut verifier = Verifier::new(&what, digest, size);
         let mut out = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Registry {
-                registry: self.registry.clone(),
-                message: format!("reading {what}: {e}"),
-                hint: None,
-            })?;
+            let chunk = match chunk {
+                Ok(c) => c,
+                // The client checks digests too and fails the stream at its end; ours says more.
+                Err(e) => {
+                    return Err(verifier
+                        .finish()
+                        .err()
+                        .unwrap_or_else(|| self.read_error(&what, &e)))
+                }
+            };
             verifier.update(&chunk)?;
             if out.len() + chunk.len() > super::MAX_SMALL_BLOB as usize {
                 return Err(Error::invalid(format!(

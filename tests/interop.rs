@@ -1,0 +1,90 @@
+//! Independent tools read what margo-gitops writes, and margo-gitops reads what they write.
+
+use std::process::Command;
+
+use crate::util::{fixtures, run, Env, Registry};
+
+#[test]
+fn the_oras_sdk_pulls_what_we_publish() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    env.poc_app(&reg);
+    env.cmd()
+        .args(["package", "prepare", "app", "--plain-http", "--image"])
+        .arg(format!("web={}", fixtures().oci_archive.display()))
+        .assert()
+        .success();
+    env.cmd()
+        .args([
+            "package",
+            "publish",
+            "--plain-http",
+            "--to",
+            &reg.repo("acme/poc-app"),
+        ])
+        .assert()
+        .success();
+    let out_dir = env.path("oras");
+    let script = r#"
+import sys, json, oras.client
+host, repo, out = sys.argv[1:4]
+client = oras.client.OrasClient(hostname=host, insecure=True)
+tags = client.get_tags(f"{host}/{repo}")
+files = client.pull(target=f"{host}/{repo}:1.2.0", outdir=out)
+print(json.dumps({"tags": tags, "files": sorted(files)}))
+"#;
+    let out = run(Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args([&reg.host, "acme/poc-app"])
+        .arg(&out_dir));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tags"], serde_json::json!(["1.2.0"]));
+    let pulled = out_dir.join("poc-app-1.2.0.tar.gz");
+    assert_eq!(
+        std::fs::read(pulled).unwrap(),
+        std::fs::read(env.work().join("dist/poc-app-1.2.0.tar.gz")).unwrap(),
+        "oras gets the same bytes"
+    );
+    let app_dir = env.path("oras-app");
+    run(Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args([&reg.host, "acme/poc-app-app"])
+        .arg(&app_dir));
+    assert_eq!(
+        std::fs::read(app_dir.join("margo.yaml")).unwrap(),
+        std::fs::read(env.work().join("app/margo.yaml")).unwrap()
+    );
+}
+
+#[test]
+fn we_read_what_skopeo_wrote_to_a_registry_and_to_a_layout() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    let layout = env.path("skopeo-layout");
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--all", &fixtures().oci("multi")])
+        .arg(format!("oci:{}:multi", layout.display())));
+    env.cmd()
+        .args([
+            "package",
+            "show",
+            &format!("oci-layout:{}:multi", layout.display()),
+        ])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("linux/amd64"))
+        .stdout(predicates::str::contains("linux/arm64"));
+    reg.push_with_skopeo(&fixtures().oci("web"), "acme/web:1");
+    let skopeo = run(Command::new("skopeo")
+        .args(["inspect", "--format", "{{.Digest}}", "--tls-verify=false"])
+        .arg(format!("docker://{}", reg.repo("acme/web:1"))));
+    env.cmd()
+        .args(["package", "show", "--plain-http", &reg.repo("acme/web:1")])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            String::from_utf8_lossy(&skopeo.stdout).trim(),
+        ));
+}

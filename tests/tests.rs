@@ -1,0 +1,11 @@
+//! The integration tests: margo-gitops run as a user runs it, against real registries
+//! (CNCF Distribution on 127.0.0.1), with skopeo, umoci and the oras SDK checking what
+//! it wrote. `scripts/test` installs those tools; see the README.
+
+mod util;
+
+mod errors;
+mod interop;
+mod prepare;
+mod publish;
+mod registries;

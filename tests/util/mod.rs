@@ -1,0 +1,532 @@
+//! Test helpers: real registries on 127.0.0.1, image fixtures made by umoci and skopeo,
+//! and a `margo-gitops` command run in an isolated home.
+//!
+//! Every registry is CNCF Distribution (`docker-registry`), started per test in its own
+//! folder on a free port and killed when the test ends. Only the token service of the
+//! bearer-token registry is ours (`tests/support/token_issuer.py`): it stands in for the
+//! one GitHub runs for GHCR.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "s3cr3t-Pa55word-never-printed";
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn sh(script: &str) -> Output {
+    run(Command::new("sh").arg("-ec").arg(script))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("a test server on port {port} exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("a test server did not open port {port}");
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Plain HTTP, no auth.
+    Plain,
+    /// HTTPS with a CA made here, and htpasswd basic auth.
+    TlsBasic,
+    /// Plain HTTP with bearer-token auth, as GHCR does it (anonymous pull of `public/…`).
+    Token,
+}
+
+pub struct Registry {
+    pub kind: Kind,
+    pub host: String,
+    pub dir: TempDir,
+    child: Child,
+    issuer: Option<Child>,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(i) = &mut self.issuer {
+            let _ = i.kill();
+            let _ = i.wait();
+        }
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    run(Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .stderr(Stdio::null()));
+}
+
+impl Registry {
+    pub fn plain() -> Self {
+        Self::start(Kind::Plain)
+    }
+
+    pub fn tls_basic() -> Self {
+        Self::start(Kind::TlsBasic)
+    }
+
+    pub fn token() -> Self {
+        Self::start(Kind::Token)
+    }
+
+    fn start(kind: Kind) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let port = free_port();
+        let mut extra = String::new();
+        let mut issuer = None;
+        match kind {
+            Kind::Plain => {}
+            Kind::TlsBasic => {
+                openssl(
+                    d,
+                    &[
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:P-256",
+                        "-nodes",
+                        "-keyout",
+                        "ca.key",
+                        "-out",
+                        "ca.pem",
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=margo-gitops test CA",
+                    ],
+                );
+                openssl(
+                    d,
+                    &[
+                        "req",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:P-256",
+                        "-nodes",
+                        "-keyout",
+                        "server.key",
+                        "-out",
+                        "server.csr",
+                        "-subj",
+                        "/CN=127.0.0.1",
+                    ],
+                );
+                std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n").unwrap();
+                openssl(
+                    d,
+                    &[
+                        "x509",
+                        "-req",
+                        "-in",
+                        "server.csr",
+                        "-CA",
+                        "ca.pem",
+                        "-CAkey",
+                        "ca.key",
+                        "-CAcreateserial",
+                        "-out",
+                        "server.pem",
+                        "-days",
+                        "2",
+                        "-extfile",
+                        "ext.cnf",
+                    ],
+                );
+                // skopeo reads a CA from a folder as ca.crt.
+                std::fs::create_dir(d.join("certs")).unwrap();
+                std::fs::copy(d.join("ca.pem"), d.join("certs/ca.crt")).unwrap();
+                let htpasswd = run(Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]));
+                std::fs::write(d.join("htpasswd"), htpasswd.stdout).unwrap();
+                extra = format!(
+                    "  tls:\n    certificate: {d}/server.pem\n    key: {d}/server.key\nauth:\n  htpasswd:\n    realm: margo-test\n    path: {d}/htpasswd\n",
+                    d = d.display()
+                );
+            }
+            Kind::Token => {
+                openssl(
+                    d,
+                    &[
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:P-256",
+                        "-nodes",
+                        "-keyout",
+                        "token.key",
+                        "-out",
+                        "token.pem",
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=margo-gitops test token issuer",
+                    ],
+                );
+                let tport = free_port();
+                let script =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/token_issuer.py");
+                let mut child = Command::new("python3")
+                    .arg(script)
+                    .args([
+                        &tport.to_string(),
+                        &format!("{}/token.key", d.display()),
+                        &format!("{}/token.pem", d.display()),
+                        USER,
+                        PASSWORD,
+                        "test-registry",
+                        "test-issuer",
+                    ])
+                    .spawn()
+                    .expect("python3 runs the token issuer");
+                wait_for_port(tport, &mut child);
+                issuer = Some(child);
+                extra = format!(
+                    "auth:\n  token:\n    realm: http://127.0.0.1:{tport}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}/token.pem\n",
+                    d.display()
+                );
+            }
+        }
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: margo-gitops-tests\n{extra}",
+            root = d.display()
+        );
+        std::fs::write(d.join("config.yml"), config).unwrap();
+        let log = std::fs::File::create(d.join("access.log")).unwrap();
+        let errlog = std::fs::File::create(d.join("registry.log")).unwrap();
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(d.join("config.yml"))
+            .stdout(log)
+            .stderr(errlog)
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry) is installed");
+        wait_for_port(port, &mut child);
+        Registry {
+            kind,
+            host: format!("127.0.0.1:{port}"),
+            dir,
+            child,
+            issuer,
+        }
+    }
+
+    /// `host/name`.
+    pub fn repo(&self, name: &str) -> String {
+        format!("{}/{name}", self.host)
+    }
+
+    /// The flags margo-gitops needs for this registry (credentials go through stdin).
+    pub fn flags(&self) -> Vec<String> {
+        match self.kind {
+            Kind::Plain | Kind::Token => vec!["--plain-http".into()],
+            Kind::TlsBasic => vec![
+                "--ca-file".into(),
+                self.dir.path().join("ca.pem").display().to_string(),
+            ],
+        }
+    }
+
+    /// skopeo flags for this registry: `copy` takes them with a `src-` or `dest-` prefix,
+    /// `inspect` and `list-tags` without (`""`).
+    pub fn skopeo(&self, prefix: &str) -> Vec<String> {
+        let p = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}-")
+        };
+        let mut f = match self.kind {
+            Kind::Plain | Kind::Token => vec![format!("--{p}tls-verify=false")],
+            Kind::TlsBasic => vec![format!(
+                "--{p}cert-dir={}",
+                self.dir.path().join("certs").display()
+            )],
+        };
+        if self.kind != Kind::Plain {
+            f.push(format!("--{p}creds={USER}:{PASSWORD}"));
+        }
+        f
+    }
+
+    /// The access log: one (method, path) per request the registry served.
+    pub fn requests(&self) -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let q = l.split('"').nth(1)?;
+                let mut parts = q.split(' ');
+                Some((parts.next()?.to_string(), parts.next()?.to_string()))
+            })
+            .collect()
+    }
+
+    /// Requests that write: uploads, manifests, tags.
+    pub fn writes(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|(m, _)| matches!(m.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
+            .count()
+    }
+
+    /// Where the registry keeps a blob's bytes (filesystem driver).
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// Copies an image into this registry with skopeo.
+    pub fn push_with_skopeo(&self, from: &str, name: &str) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "-q", "--all"])
+            .args(self.skopeo("dest"))
+            .arg(from)
+            .arg(format!("docker://{}/{name}", self.host));
+        run(&mut cmd);
+    }
+
+    /// The tags of a repository, as skopeo lists them.
+    pub fn tags(&self, name: &str) -> Vec<String> {
+        let mut cmd = Command::new("skopeo");
+        cmd.arg("list-tags")
+            .args(self.skopeo(""))
+            .arg(format!("docker://{}/{name}", self.host));
+        let out = cmd.output().unwrap();
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("name unknown")
+                    || err.contains("not known")
+                    || err.contains("404 (Not Found)"),
+                "skopeo list-tags failed: {err}"
+            );
+            return Vec::new();
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut tags: Vec<String> = v["Tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect();
+        tags.sort();
+        tags
+    }
+}
+
+/// Test images, made once per test run with umoci in an OCI layout.
+pub struct Fixtures {
+    _dir: TempDir,
+    /// OCI layout with tags `amd64`, `arm64`, `multi` (an index of both), `web`.
+    pub layout: PathBuf,
+    /// `docker save`-format archive of `web`, tagged poc-app-web:1.0 (skopeo docker-archive).
+    pub docker_archive: PathBuf,
+    /// The same, gzipped.
+    pub docker_archive_gz: PathBuf,
+    /// OCI archive of `web`, as `docker buildx build --output type=oci` writes.
+    pub oci_archive: PathBuf,
+}
+
+impl Fixtures {
+    pub fn oci(&self, tag: &str) -> String {
+        format!("oci:{}:{tag}", self.layout.display())
+    }
+}
+
+pub fn fixtures() -> &'static Fixtures {
+    static F: OnceLock<Fixtures> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let l = d.join("L");
+        std::fs::write(d.join("redis.txt"), "redis data\n").unwrap();
+        std::fs::write(d.join("web.txt"), "web app\n").unwrap();
+        sh(&format!(
+            "cd {d}
+            umoci init --layout L
+            umoci new --image L:base
+            umoci config --image L:base --tag amd64 --os linux --architecture amd64 --config.cmd redis-server
+            umoci insert --image L:amd64 redis.txt /data/redis.txt
+            umoci config --image L:base --tag arm64 --os linux --architecture arm64 --config.cmd redis-server
+            umoci insert --image L:arm64 redis.txt /data/arm64.txt
+            umoci config --image L:base --tag web --os linux --architecture amd64 --config.cmd 'python app.py'
+            umoci insert --image L:web web.txt /app/web.txt
+            skopeo copy -q oci:L:web docker-archive:web-docker.tar:poc-app-web:1.0
+            gzip -k web-docker.tar
+            skopeo copy -q oci:L:web oci-archive:web-oci.tar",
+            d = d.display()
+        ));
+        add_index(&l, "multi", &["amd64", "arm64"]);
+        Fixtures {
+            layout: l,
+            docker_archive: d.join("web-docker.tar"),
+            docker_archive_gz: d.join("web-docker.tar.gz"),
+            oci_archive: d.join("web-oci.tar"),
+            _dir: dir,
+        }
+    })
+}
+
+/// Adds to a layout an image index of the tagged manifests, with their platforms.
+fn add_index(layout: &Path, tag: &str, members: &[&str]) {
+    let index_path = layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap().clone();
+    let mut manifests = Vec::new();
+    for m in members {
+        let e = entries
+            .iter()
+            .find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == *m)
+            .unwrap();
+        manifests.push(serde_json::json!({
+            "mediaType": e["mediaType"], "digest": e["digest"], "size": e["size"],
+            "platform": {"os": "linux", "architecture": m},
+        }));
+    }
+    let body = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests,
+    }))
+    .unwrap();
+    let digest = format!("sha256:{}", sha256_hex(&body));
+    std::fs::write(layout.join("blobs/sha256").join(&digest[7..]), &body).unwrap();
+    index["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": body.len(),
+        "annotations": {"org.opencontainers.image.ref.name": tag},
+    }));
+    std::fs::write(index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    sha256_hex(&std::fs::read(path).unwrap())
+}
+
+/// An isolated place to run margo-gitops: its own HOME, cache and working folder.
+pub struct Env {
+    pub dir: TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        std::fs::create_dir_all(dir.path().join("work")).unwrap();
+        Env { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.path("work")
+    }
+
+    /// `margo-gitops ARGS`, run in the work folder.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::cargo_bin("margo-gitops").unwrap();
+        c.current_dir(self.work())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path("home"))
+            .env("MARGO_GITOPS_CACHE_DIR", self.path("cache"))
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        c
+    }
+
+    /// Writes a file under the work folder, creating folders.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.work().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A two-service app like the PoC's: `web` is built, `redis` comes from `registry`.
+    pub fn poc_app(&self, registry: &Registry) -> PathBuf {
+        self.write(
+            "app/compose.yaml",
+            &format!(
+                "name: poc-app\nservices:\n  web:\n    build: .\n    image: poc-app-web:1.0\n    env_file: ./web.env\n    ports: [\"5000:5000\"]\n    configs: [site]\n  redis:\n    image: {}/library/redis:alpine\nconfigs:\n  site:\n    file: ./config/site.conf\n",
+                registry.host
+            ),
+        );
+        self.write("app/web.env", "REDIS_HOST=redis\n");
+        self.write("app/config/site.conf", "greeting = hello\n");
+        self.write("app/Dockerfile", "FROM python:3-alpine\n");
+        self.write(
+            "app/margo.yaml",
+            "apiVersion: margo.org/v1-alpha1\nkind: ApplicationDescription\nmetadata:\n  id: poc-app\n  name: PoC App\n  description: A hit counter backed by Redis\n  version: 1.2.0\n  catalog:\n    application:\n      icon: ./resources/icon.svg\n      descriptionFile: ./resources/description.md\n    author:\n      - name: Acme Edge Team\n",
+        );
+        self.write(
+            "app/resources/icon.svg",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\"/>\n",
+        );
+        self.write("app/resources/description.md", "# PoC app\n");
+        registry.push_with_skopeo(&fixtures().oci("multi"), "library/redis:alpine");
+        self.work().join("app")
+    }
+}
+
+/// Extracts a .tar.gz into a new folder and returns it.
+pub fn untar(archive: &Path) -> TempDir {
+    let out = tempfile::tempdir().unwrap();
+    run(Command::new("tar")
+        .arg("xzf")
+        .arg(archive)
+        .arg("-C")
+        .arg(out.path()));
+    out
+}
