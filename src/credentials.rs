@@ -101,6 +101,15 @@ struct HelperAnswer {
 
 /// Finds the credential for `registry` (a host, with port when there is one).
 pub fn resolve(registry: &str, explicit: &Explicit) -> Result<(Credential, Origin)> {
+    resolve_with(registry, explicit, &|name| std::env::var(name).ok())
+}
+
+/// [`resolve`], reading the environment through `env`.
+fn resolve_with(
+    registry: &str,
+    explicit: &Explicit,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Credential, Origin)> {
     match (&explicit.username, &explicit.password) {
         (Some(u), Some(p)) => {
             return Ok((
@@ -118,15 +127,15 @@ pub fn resolve(registry: &str, explicit: &Explicit) -> Result<(Credential, Origi
         }
         _ => {}
     }
-    if let Some(path) = docker_config_path() {
+    if let Some(path) = docker_config_path(env) {
         if let Some(found) = from_docker_config(&path, registry)? {
             return Ok(found);
         }
     }
     if registry == "ghcr.io" {
-        if let Ok(token) = std::env::var("GITHUB_TOKEN") {
+        if let Some(token) = env("GITHUB_TOKEN") {
             if !token.is_empty() {
-                let username = std::env::var("GITHUB_ACTOR").unwrap_or_else(|_| "github".into());
+                let username = env("GITHUB_ACTOR").unwrap_or_else(|| "github".into());
                 return Ok((
                     Credential::Basic {
                         username,
@@ -140,14 +149,14 @@ pub fn resolve(registry: &str, explicit: &Explicit) -> Result<(Credential, Origi
     Ok((Credential::Anonymous, Origin::None))
 }
 
-fn docker_config_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE") {
+fn docker_config_path(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if let Some(p) = env("REGISTRY_AUTH_FILE") {
         return Some(PathBuf::from(p));
     }
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
+    if let Some(dir) = env("DOCKER_CONFIG") {
         return Some(Path::new(&dir).join("config.json"));
     }
-    std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker/config.json"))
+    env("HOME").map(|h| Path::new(&h).join(".docker/config.json"))
 }
 
 /// The keys under which a Docker config may list `registry`.
@@ -284,6 +293,52 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(shown.contains("alice"));
         assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn github_token_serves_ghcr_only_and_after_the_docker_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().display().to_string();
+        let env = |name: &str| match name {
+            "GITHUB_TOKEN" => Some("ghs_token".to_string()),
+            "GITHUB_ACTOR" => Some("octocat".to_string()),
+            "HOME" => Some(home.clone()),
+            _ => None,
+        };
+        let (cred, origin) = resolve_with("ghcr.io", &Explicit::default(), &env).unwrap();
+        assert_eq!(origin, Origin::GithubToken);
+        assert_eq!(
+            cred,
+            Credential::Basic {
+                username: "octocat".into(),
+                password: Secret::new("ghs_token")
+            }
+        );
+        let (cred, _) = resolve_with("quay.io", &Explicit::default(), &env).unwrap();
+        assert_eq!(cred, Credential::Anonymous);
+        std::fs::create_dir_all(dir.path().join(".docker")).unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode("me:pat");
+        std::fs::write(
+            dir.path().join(".docker/config.json"),
+            format!(r#"{{"auths":{{"ghcr.io":{{"auth":"{auth}"}}}}}}"#),
+        )
+        .unwrap();
+        let (_, origin) = resolve_with("ghcr.io", &Explicit::default(), &env).unwrap();
+        assert!(matches!(origin, Origin::DockerConfig(_)));
+    }
+
+    #[test]
+    fn creds_store_is_asked_when_auths_has_no_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        // A store named after a helper that does not exist: the error names the program.
+        std::fs::write(&path, r#"{"auths":{},"credsStore":"margo-test-missing"}"#).unwrap();
+        let err = from_docker_config(&path, "reg.example").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("docker-credential-margo-test-missing"),
+            "{err}"
+        );
     }
 
     #[test]

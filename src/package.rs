@@ -265,7 +265,10 @@ pub async fn prepare(opts: &PrepareOptions) -> Result<Prepared> {
                 names.join(", ")
             )));
         }
-        if !path.is_file() {
+        let is_layout = path
+            .to_string_lossy()
+            .starts_with(crate::location::LAYOUT_PREFIX);
+        if !is_layout && !path.is_file() {
             return Err(Error::Usage(format!(
                 "--image {service}={}: no such file",
                 path.display()
@@ -287,11 +290,15 @@ pub async fn prepare(opts: &PrepareOptions) -> Result<Prepared> {
                     service.name
                 )));
             }
-            let mut img =
-                image::from_archive(path, &opts.platform, &cache, service.image.as_deref())?;
+            let source = path.to_string_lossy();
+            let mut img = if source.starts_with(crate::location::LAYOUT_PREFIX) {
+                image::from_registry(&source, &opts.platform, &opts.connect, &cache, true).await?
+            } else {
+                image::from_archive(path, &opts.platform, &cache, service.image.as_deref())?
+            };
             if let Some(written) = &service.image {
                 (img.name, img.tag) = image::split_name(written);
-            } else if img.name.is_empty() {
+            } else if img.name.is_empty() || img.name.starts_with(crate::location::LAYOUT_PREFIX) {
                 img.name = format!("{project}-{}", service.name);
                 img.tag = Some("latest".into());
             }

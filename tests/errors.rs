@@ -15,8 +15,7 @@ fn no_package_written(env: &Env) {
 fn no_compose_file() {
     let env = Env::new();
     env.write("app/README.md", "no compose here\n");
-    env.cmd()
-        .args(["package", "prepare", "app", "--version", "1.0.0"])
+    env.cli("package prepare app --version 1.0.0")
         .assert()
         .code(2)
         .stderr(predicates::str::contains("no compose file in app"))
@@ -30,24 +29,14 @@ fn no_compose_file() {
 fn a_service_with_neither_image_nor_archive() {
     let env = Env::new();
     env.write("app/compose.yaml", "services:\n  web:\n    build: .\n");
-    env.cmd()
-        .args(["package", "prepare", "app", "--version", "1.0.0"])
+    env.cli("package prepare app --version 1.0.0")
         .assert()
         .code(1)
         .stderr(predicates::str::contains(
             "service `web` has no `image:` and is built",
         ))
         .stderr(predicates::str::contains("--image web="));
-    env.cmd()
-        .args([
-            "package",
-            "prepare",
-            "app",
-            "--version",
-            "1.0.0",
-            "--image",
-            "api=x.tar",
-        ])
+    env.cli("package prepare app --version 1.0.0 --image api=x.tar")
         .assert()
         .code(2)
         .stderr(predicates::str::contains(
@@ -64,15 +53,7 @@ fn an_image_that_does_not_exist() {
         "app/compose.yaml",
         &format!("services:\n  db:\n    image: {}/library/nope:1\n", reg.host),
     );
-    env.cmd()
-        .args([
-            "package",
-            "prepare",
-            "app",
-            "--version",
-            "1.0.0",
-            "--plain-http",
-        ])
+    env.cli("package prepare app --version 1.0.0 --plain-http")
         .assert()
         .code(1)
         .stderr(predicates::str::contains("library/nope:1"))
@@ -93,15 +74,7 @@ fn an_unreachable_registry() {
         "app/compose.yaml",
         &format!("services:\n  db:\n    image: 127.0.0.1:{port}/library/redis:7\n"),
     );
-    env.cmd()
-        .args([
-            "package",
-            "prepare",
-            "app",
-            "--version",
-            "1.0.0",
-            "--plain-http",
-        ])
+    env.cli("package prepare app --version 1.0.0 --plain-http")
         .assert()
         .code(2)
         .stderr(predicates::str::contains(format!(
@@ -141,8 +114,7 @@ fn files_escaping_the_app_folder_are_refused() {
         )
         .unwrap();
         std::os::unix::fs::symlink("/etc", env.work().join("app/data-link")).unwrap();
-        env.cmd()
-            .args(["package", "prepare", "app", "--version", "1.0.0"])
+        env.cli("package prepare app --version 1.0.0")
             .assert()
             .code(1)
             .stderr(predicates::str::contains("compose.yaml:"))
@@ -159,8 +131,7 @@ fn secrets_never_go_into_a_package() {
         "services:\n  web:\n    image: example.org/web:1\n    secrets: [token]\nsecrets:\n  token:\n    file: ./token.txt\n",
     );
     env.write("app/token.txt", "hunter2\n");
-    env.cmd()
-        .args(["package", "prepare", "app", "--version", "1.0.0"])
+    env.cli("package prepare app --version 1.0.0")
         .assert()
         .code(1)
         .stderr(predicates::str::contains("compose.yaml:4:"))
@@ -168,8 +139,7 @@ fn secrets_never_go_into_a_package() {
             "service `web` uses secret `token`: secrets never go into a package",
         ));
     env.write("app/compose.yaml", "services:\n  web:\n    image: example.org/web:1\nsecrets:\n  token:\n    file: ./token.txt\n");
-    env.cmd()
-        .args(["package", "prepare", "app", "--version", "1.0.0"])
+    env.cli("package prepare app --version 1.0.0")
         .assert()
         .code(1)
         .stderr(predicates::str::contains(
@@ -185,8 +155,7 @@ fn invalid_compose_yaml_is_located() {
         "app/compose.yaml",
         "services:\n  web:\n    image: [unclosed\n",
     );
-    env.cmd()
-        .args(["package", "prepare", "app", "--version", "1.0.0"])
+    env.cli("package prepare app --version 1.0.0")
         .assert()
         .code(1)
         .stderr(predicates::str::contains("compose.yaml:"))
@@ -217,15 +186,7 @@ fn a_registry_serving_wrong_bytes_gets_an_error_not_a_package() {
             reg.host
         ),
     );
-    env.cmd()
-        .args([
-            "package",
-            "prepare",
-            "app",
-            "--version",
-            "1.0.0",
-            "--plain-http",
-        ])
+    env.cli("package prepare app --version 1.0.0 --plain-http")
         .assert()
         .code(1)
         .stderr(predicates::str::contains("digest mismatch"))
@@ -242,23 +203,18 @@ fn a_changed_archive_is_not_published() {
     let reg = Registry::plain();
     let env = Env::new();
     env.write("app/compose.yaml", "services:\n  web:\n    build: .\n");
-    env.cmd()
-        .args(["package", "prepare", "app", "--version", "1.0.0"])
+    env.cli("package prepare app --version 1.0.0")
         .arg("--image")
         .arg(format!("web={}", fixtures().oci_archive.display()))
         .assert()
         .success();
     std::fs::write(env.work().join("dist/app-1.0.0.tar.gz"), b"tampered").unwrap();
-    env.cmd()
-        .args([
-            "package",
-            "publish",
-            "--plain-http",
-            "--to",
-            &reg.repo("acme/app"),
-        ])
-        .assert()
-        .code(1)
-        .stderr(predicates::str::contains("changed since `package prepare`"));
+    env.cli(&format!(
+        "package publish --plain-http --to {}",
+        reg.repo("acme/app")
+    ))
+    .assert()
+    .code(1)
+    .stderr(predicates::str::contains("changed since `package prepare`"));
     assert_eq!(reg.writes(), 0);
 }

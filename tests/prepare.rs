@@ -43,8 +43,7 @@ fn prepare_pins_every_image_and_packs_the_files_the_app_uses() {
     let env = Env::new();
     env.poc_app(&reg);
     let out = env
-        .cmd()
-        .args(["package", "prepare", "app", "--plain-http", "--image"])
+        .cli("package prepare app --plain-http --image")
         .arg(format!("web={}", fixtures().docker_archive.display()))
         .assert()
         .success();
@@ -132,16 +131,7 @@ fn platform_picks_the_manifest_out_of_an_index() {
     let reg = Registry::plain();
     let env = Env::new();
     env.poc_app(&reg);
-    env.cmd()
-        .args([
-            "package",
-            "prepare",
-            "app",
-            "--plain-http",
-            "--no-images",
-            "--platform",
-            "linux/arm64",
-        ])
+    env.cli("package prepare app --plain-http --no-images --platform linux/arm64")
         .args([
             "--image",
             &format!("web={}", fixtures().docker_archive.display()),
@@ -156,16 +146,7 @@ fn platform_picks_the_manifest_out_of_an_index() {
             reg.host
         ),
     );
-    env.cmd()
-        .args([
-            "package",
-            "prepare",
-            "app",
-            "--plain-http",
-            "--no-images",
-            "--platform",
-            "linux/arm64",
-        ])
+    env.cli("package prepare app --plain-http --no-images --platform linux/arm64")
         .assert()
         .success();
     let x = untar(&env.work().join("dist/poc-app-1.2.0.tar.gz"));
@@ -178,15 +159,7 @@ fn platform_picks_the_manifest_out_of_an_index() {
         !x.path().join("poc-app/images").exists(),
         "--no-images leaves images in their registries"
     );
-    env.cmd()
-        .args([
-            "package",
-            "prepare",
-            "app",
-            "--plain-http",
-            "--platform",
-            "linux/riscv64",
-        ])
+    env.cli("package prepare app --plain-http --platform linux/riscv64")
         .assert()
         .code(1)
         .stderr(predicates::str::contains("linux/amd64, linux/arm64"));
@@ -199,16 +172,7 @@ fn local_archives_in_every_format_give_the_same_image() {
     for archive in [&f.oci_archive, &f.docker_archive, &f.docker_archive_gz] {
         let env = Env::new();
         env.write("app/compose.yaml", "services:\n  web:\n    build: .\n");
-        env.cmd()
-            .args([
-                "package",
-                "prepare",
-                "app",
-                "--version",
-                "0.1.0",
-                "--app-id",
-                "web-only",
-            ])
+        env.cli("package prepare app --version 0.1.0 --app-id web-only")
             .arg("--image")
             .arg(format!("web={}", archive.display()))
             .assert()

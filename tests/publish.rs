@@ -6,8 +6,7 @@ use crate::util::{fixtures, run, sh, sha256_file, Env, Registry};
 
 fn prepared(env: &Env, reg: &Registry) {
     env.poc_app(reg);
-    env.cmd()
-        .args(["package", "prepare", "app", "--plain-http", "--image"])
+    env.cli("package prepare app --plain-http --image")
         .arg(format!("web={}", fixtures().docker_archive.display()))
         .assert()
         .success();
@@ -26,18 +25,13 @@ fn publish_lays_out_the_margo_compose_component_and_the_application_package() {
     let reg = Registry::plain();
     let env = Env::new();
     prepared(&env, &reg);
-    env.cmd()
-        .args([
-            "package",
-            "publish",
-            "dist",
-            "--plain-http",
-            "--to",
-            &reg.repo("acme/poc-app"),
-        ])
-        .assert()
-        .success()
-        .stdout(predicates::str::contains("2 uploaded"));
+    env.cli(&format!(
+        "package publish dist --plain-http --to {}",
+        reg.repo("acme/poc-app")
+    ))
+    .assert()
+    .success()
+    .stdout(predicates::str::contains("2 uploaded"));
 
     let flags = reg.skopeo("");
     let m = raw_manifest(
@@ -115,17 +109,12 @@ fn publishing_unchanged_content_again_uploads_nothing() {
     let env = Env::new();
     prepared(&env, &reg);
     let publish = || {
-        env.cmd()
-            .args([
-                "package",
-                "publish",
-                "dist",
-                "--plain-http",
-                "--to",
-                &reg.repo("acme/poc-app"),
-            ])
-            .assert()
-            .success()
+        env.cli(&format!(
+            "package publish dist --plain-http --to {}",
+            reg.repo("acme/poc-app")
+        ))
+        .assert()
+        .success()
     };
     publish();
     let writes = reg.writes();
@@ -141,8 +130,7 @@ fn publishing_unchanged_content_again_uploads_nothing() {
     );
     // Prepared again from scratch, the package is byte for byte the same: still nothing to send.
     std::fs::remove_dir_all(env.work().join("dist")).unwrap();
-    env.cmd()
-        .args(["package", "prepare", "app", "--plain-http", "--image"])
+    env.cli("package prepare app --plain-http --image")
         .arg(format!("web={}", fixtures().docker_archive.display()))
         .assert()
         .success();
@@ -155,20 +143,12 @@ fn the_poc_format_keeps_the_seed_media_types() {
     let reg = Registry::plain();
     let env = Env::new();
     prepared(&env, &reg);
-    env.cmd()
-        .args([
-            "package",
-            "publish",
-            "--format",
-            "poc",
-            "--tag",
-            "latest",
-            "--plain-http",
-            "--to",
-            &reg.repo("acme/poc-app"),
-        ])
-        .assert()
-        .success();
+    env.cli(&format!(
+        "package publish --format poc --tag latest --plain-http --to {}",
+        reg.repo("acme/poc-app")
+    ))
+    .assert()
+    .success();
     let m = raw_manifest(
         &format!("docker://{}:latest", reg.repo("acme/poc-app")),
         &reg.skopeo(""),
@@ -190,8 +170,7 @@ fn an_oci_layout_is_read_by_skopeo_and_umoci() {
     let reg = Registry::plain();
     let env = Env::new();
     prepared(&env, &reg);
-    env.cmd()
-        .args(["package", "publish", "--to", "oci-layout:out/oci"])
+    env.cli("package publish --to oci-layout:out/oci")
         .assert()
         .success();
     let layout = env.work().join("out/oci");
@@ -225,8 +204,7 @@ fn an_oci_layout_is_read_by_skopeo_and_umoci() {
         .arg(env.work().join("out/oci-app")));
     assert_eq!(String::from_utf8_lossy(&app_tags.stdout).trim(), "1.2.0");
     // And margo-gitops reads its own layout back.
-    env.cmd()
-        .args(["package", "show", "oci-layout:out/oci:1.2.0"])
+    env.cli("package show oci-layout:out/oci:1.2.0")
         .assert()
         .success()
         .stdout(predicates::str::contains("poc-app-1.2.0.tar.gz"));
@@ -254,14 +232,10 @@ fn annotations_come_from_git_without_credentials() {
         .assert()
         .success();
     let publ = env
-        .cmd()
-        .args([
-            "package",
-            "publish",
-            "--plain-http",
-            "--to",
-            &reg.repo("acme/poc-app"),
-        ])
+        .cli(&format!(
+            "package publish --plain-http --to {}",
+            reg.repo("acme/poc-app")
+        ))
         .assert()
         .success();
     let m = raw_manifest(
@@ -294,58 +268,42 @@ fn show_describes_manifest_layers_annotations_and_tags() {
     let reg = Registry::plain();
     let env = Env::new();
     prepared(&env, &reg);
-    env.cmd()
-        .args([
-            "package",
-            "publish",
-            "--plain-http",
-            "--tag",
-            "stable",
-            "--to",
-            &reg.repo("acme/poc-app"),
-        ])
-        .assert()
-        .success();
-    env.cmd()
-        .args([
-            "package",
-            "show",
-            "--plain-http",
-            &format!("{}:1.2.0", reg.repo("acme/poc-app")),
-        ])
-        .assert()
-        .success()
-        .stdout(predicates::str::contains(
-            "artifact type  application/vnd.org.margo.component.compose+json",
-        ))
-        .stdout(predicates::str::contains("poc-app-1.2.0.tar.gz"))
-        .stdout(predicates::str::contains(
-            "org.margo.component.version: 1.2.0",
-        ))
-        .stdout(predicates::str::contains("tags: 1.2.0, stable"));
+    env.cli(&format!(
+        "package publish --plain-http --tag stable --to {}",
+        reg.repo("acme/poc-app")
+    ))
+    .assert()
+    .success();
+    env.cli(&format!(
+        "package show --plain-http {}:1.2.0",
+        reg.repo("acme/poc-app")
+    ))
+    .assert()
+    .success()
+    .stdout(predicates::str::contains(
+        "artifact type  application/vnd.org.margo.component.compose+json",
+    ))
+    .stdout(predicates::str::contains("poc-app-1.2.0.tar.gz"))
+    .stdout(predicates::str::contains(
+        "org.margo.component.version: 1.2.0",
+    ))
+    .stdout(predicates::str::contains("tags: 1.2.0, stable"));
     let out = env
-        .cmd()
-        .args([
-            "package",
-            "show",
-            "--json",
-            "--plain-http",
-            &format!("{}:stable", reg.repo("acme/poc-app")),
-        ])
+        .cli(&format!(
+            "package show --json --plain-http {}:stable",
+            reg.repo("acme/poc-app")
+        ))
         .assert()
         .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["layers"][0]["title"], "poc-app-1.2.0.tar.gz");
     assert_eq!(v["tags"], serde_json::json!(["1.2.0", "stable"]));
     // An index shows its platforms.
-    env.cmd()
-        .args([
-            "package",
-            "show",
-            "--plain-http",
-            &format!("{}:alpine", reg.repo("library/redis")),
-        ])
-        .assert()
-        .success()
-        .stdout(predicates::str::contains("linux/arm64"));
+    env.cli(&format!(
+        "package show --plain-http {}:alpine",
+        reg.repo("library/redis")
+    ))
+    .assert()
+    .success()
+    .stdout(predicates::str::contains("linux/arm64"));
 }

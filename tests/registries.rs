@@ -68,15 +68,9 @@ fn password_from_stdin() {
     let env = Env::new();
     env.poc_app(&reg);
     let out = env
-        .cmd()
-        .args([
-            "package",
-            "prepare",
-            "app",
-            "--username",
-            USER,
-            "--password-stdin",
-        ])
+        .cli(&format!(
+            "package prepare app --username {USER} --password-stdin"
+        ))
         .args(reg.flags())
         .args([
             "--image",
@@ -87,15 +81,10 @@ fn password_from_stdin() {
         .success();
     assert_no_secret(out.get_output());
     let out = env
-        .cmd()
-        .args([
-            "package",
-            "show",
-            "--username",
-            USER,
-            "--password-stdin",
-            &format!("{}:alpine", reg.repo("library/redis")),
-        ])
+        .cli(&format!(
+            "package show --username {USER} --password-stdin {}:alpine",
+            reg.repo("library/redis")
+        ))
         .args(reg.flags())
         .write_stdin(PASSWORD)
         .assert()
@@ -108,23 +97,17 @@ fn wrong_credentials_fail_with_exit_2_and_push_nothing() {
     let reg = Registry::tls_basic();
     let env = Env::new();
     env.poc_app(&reg);
-    env.cmd()
-        .args([
-            "package",
-            "prepare",
-            "app",
-            "--username",
-            USER,
-            "--password-stdin",
-        ])
-        .args(reg.flags())
-        .args([
-            "--image",
-            &format!("web={}", fixtures().oci_archive.display()),
-        ])
-        .write_stdin(PASSWORD)
-        .assert()
-        .success();
+    env.cli(&format!(
+        "package prepare app --username {USER} --password-stdin"
+    ))
+    .args(reg.flags())
+    .args([
+        "--image",
+        &format!("web={}", fixtures().oci_archive.display()),
+    ])
+    .write_stdin(PASSWORD)
+    .assert()
+    .success();
     let wrong = "not-the-Password-42";
     let docker = docker_config(&env, &reg.host, wrong);
     let out = env
@@ -147,12 +130,7 @@ fn wrong_credentials_fail_with_exit_2_and_push_nothing() {
 fn a_private_ca_is_needed_and_named_in_the_error() {
     let reg = Registry::tls_basic();
     let env = Env::new();
-    env.cmd()
-        .args([
-            "package",
-            "show",
-            &format!("{}:1.0.0", reg.repo("acme/poc-app")),
-        ])
+    env.cli(&format!("package show {}:1.0.0", reg.repo("acme/poc-app")))
         .assert()
         .code(2)
         .stderr(predicates::str::contains("--ca-file"));
@@ -171,31 +149,17 @@ fn bearer_tokens_anonymous_for_public_pulls_credentials_for_pushes() {
         ),
     );
     // The anonymous token dance is enough to read a public repository.
-    env.cmd()
-        .args([
-            "package",
-            "prepare",
-            "app",
-            "--plain-http",
-            "--version",
-            "1.0.0",
-            "--app-id",
-            "redis-only",
-        ])
+    env.cli("package prepare app --plain-http --version 1.0.0 --app-id redis-only")
         .assert()
         .success();
     // Pushing anonymously is refused, and nothing is left behind.
-    env.cmd()
-        .args([
-            "package",
-            "publish",
-            "--plain-http",
-            "--to",
-            &reg.repo("acme/redis-only"),
-        ])
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains("access denied"));
+    env.cli(&format!(
+        "package publish --plain-http --to {}",
+        reg.repo("acme/redis-only")
+    ))
+    .assert()
+    .code(2)
+    .stderr(predicates::str::contains("access denied"));
     assert!(reg.tags("acme/redis-only").is_empty());
     // A credential helper, as `credHelpers` names it, provides the push credentials.
     let bin = env.path("bin");
@@ -230,4 +194,44 @@ fn bearer_tokens_anonymous_for_public_pulls_credentials_for_pushes() {
         .success();
     assert_no_secret(out.get_output());
     assert_eq!(reg.tags("acme/redis-only"), ["1.0.0"]);
+}
+
+#[test]
+fn a_refusal_midway_leaves_no_tag_anywhere() {
+    let reg = Registry::token();
+    let env = Env::new();
+    reg.push_with_skopeo(&fixtures().oci("amd64"), "public/redis:alpine");
+    env.write(
+        "app/compose.yaml",
+        &format!(
+            "services:\n  redis:\n    image: {}/public/redis:alpine\n",
+            reg.host
+        ),
+    );
+    env.write(
+        "app/margo.yaml",
+        "metadata:\n  id: redis-only\n  version: 2.0.0\n",
+    );
+    env.cli("package prepare app --plain-http")
+        .assert()
+        .success();
+    // The component's repository accepts the push; the Application Package's refuses it.
+    env.cli(&format!(
+        "package publish --plain-http --username {USER} --password-stdin"
+    ))
+    .args([
+        "--to",
+        &reg.repo("acme/redis-only"),
+        "--app-to",
+        &reg.repo("readonly/redis-only"),
+    ])
+    .write_stdin(PASSWORD)
+    .assert()
+    .code(2)
+    .stderr(predicates::str::contains("access denied"));
+    assert!(
+        reg.tags("acme/redis-only").is_empty(),
+        "no tag on the component either"
+    );
+    assert!(reg.tags("readonly/redis-only").is_empty());
 }

@@ -267,54 +267,14 @@ impl RegistryStore {
         Ok(())
     }
 
-    pub async fn fetch_blob_to_file(
+    /// Streams a blob through `sink`, checking its digest (and size, when known) as it goes.
+    async fn stream_blob(
         &self,
         digest: &Digest,
-        size: u64,
-        dest: &Path,
-        progress: &Progress,
+        size: Option<u64>,
+        mut sink: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
         let what = format!("blob {digest} from {}/{}", self.registry, self.repository);
-        let desc = OciDescriptor {
-            digest: digest.to_string(),
-            size: size as i64,
-            ..Default::default()
-        };
-        let mut stream = self
-            .client
-            .pull_blob_stream(&self.reference(None), &desc)
-            .await
-            .map_err(|e| self.error(e, &format!("blob {digest}")))?;
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".partial-")
-            .tempfile_in(dir)
-            .map_err(Error::io("create a temporary file in", dir))?;
-        let mut verifier = Verifier::new(&what, digest, Some(size));
-        while let Some(chunk) = stream.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                // The client checks digests too and fails the stream at its end; ours says more.
-                Err(e) => {
-                    return Err(verifier
-                        .finish()
-                        .err()
-                        .unwrap_or_else(|| self.read_error(&what, &e)))
-                }
-            };
-            verifier.update(&chunk)?;
-            tmp.write_all(&chunk)
-                .map_err(Error::io("write", tmp.path()))?;
-            progress.advance(chunk.len() as u64);
-        }
-        verifier.finish()?;
-        tmp.persist(dest)
-            .map_err(|e| Error::io("write", dest)(e.error))?;
-        Ok(())
-    }
-
-    pub async fn fetch_blob_bytes(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
         let desc = OciDescriptor {
             digest: digest.to_string(),
             size: size.unwrap_or(0) as i64,
@@ -325,9 +285,7 @@ impl RegistryStore {
             .pull_blob_stream(&self.reference(None), &desc)
             .await
             .map_err(|e| self.error(e, &format!("blob {digest}")))?;
-        let what = format!("blob {digest} from {}/{}", self.registry, self.repository);
         let mut verifier = Verifier::new(&what, digest, size);
-        let mut out = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
@@ -340,14 +298,49 @@ impl RegistryStore {
                 }
             };
             verifier.update(&chunk)?;
-            if out.len() + chunk.len() > super::MAX_SMALL_BLOB as usize {
-                return Err(Error::invalid(format!(
-                    "{what} is too large to read into memory"
-                )));
-            }
-            out.extend_from_slice(&chunk);
+            sink(&chunk)?;
         }
         verifier.finish()?;
+        Ok(())
+    }
+
+    pub async fn fetch_blob_to_file(
+        &self,
+        digest: &Digest,
+        size: u64,
+        dest: &Path,
+        progress: &Progress,
+    ) -> Result<()> {
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".partial-")
+            .tempfile_in(dir)
+            .map_err(Error::io("create a temporary file in", dir))?;
+        self.stream_blob(digest, Some(size), |chunk| {
+            tmp.write_all(chunk).map_err(Error::io("write", dest))?;
+            progress.advance(chunk.len() as u64);
+            Ok(())
+        })
+        .await?;
+        // Only checked bytes get the blob's name.
+        tmp.persist(dest)
+            .map_err(|e| Error::io("write", dest)(e.error))?;
+        Ok(())
+    }
+
+    pub async fn fetch_blob_bytes(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.stream_blob(digest, size, |chunk| {
+            if out.len() + chunk.len() > super::MAX_SMALL_BLOB as usize {
+                return Err(Error::invalid(format!(
+                    "blob {digest} is too large to read into memory"
+                )));
+            }
+            out.extend_from_slice(chunk);
+            Ok(())
+        })
+        .await?;
         Ok(out)
     }
 

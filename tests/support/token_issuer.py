@@ -5,7 +5,8 @@ The registry is the real CNCF Distribution; only the token service, which GitHub
 GHCR, is stood in here. It answers GET /token?service=…&scope=repository:NAME:ACTIONS with
 a JWT signed by an ES256 key whose certificate (in the x5c header) the registry trusts.
 Anonymous callers get `pull` on repositories under `public/`; the one user named on the
-command line gets what it asks for; wrong credentials get 401.
+command line gets what it asks for, except `push` under `readonly/`; wrong credentials
+get 401.
 
 usage: token_issuer.py PORT KEY_PEM CERT_PEM USER PASSWORD SERVICE ISSUER
 """
@@ -69,7 +70,9 @@ class Handler(BaseHTTPRequestHandler):
                 if len(parts) < 3 or parts[0] != "repository":
                     continue
                 name, wanted = ":".join(parts[1:-1]), parts[-1].split(",")
-                if user:
+                if user and name.startswith("readonly/"):
+                    granted = [a for a in wanted if a == "pull"]
+                elif user:
                     granted = wanted
                 elif name.startswith("public/"):
                     granted = [a for a in wanted if a == "pull"]

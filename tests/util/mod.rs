@@ -486,6 +486,13 @@ impl Env {
         c
     }
 
+    /// `margo-gitops` with the words of `line` as its arguments, as the README shows them.
+    pub fn cli(&self, line: &str) -> assert_cmd::Command {
+        let mut c = self.cmd();
+        c.args(line.split_whitespace());
+        c
+    }
+
     /// Writes a file under the work folder, creating folders.
     pub fn write(&self, rel: &str, text: &str) -> PathBuf {
         let p = self.work().join(rel);
