@@ -511,10 +511,7 @@ impl TarIndex {
         cache: &LayoutStore,
         media_type: &str,
     ) -> Result<OciDescriptor> {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".partial-")
-            .tempfile_in(cache.root())
-            .map_err(Error::io("create a temporary file in", cache.root()))?;
+        let mut tmp = crate::store::layout::temp_beside(&cache.root().join("import"))?;
         let mut w = HashingWriter::new(tmp.as_file_mut());
         io::copy(&mut self.reader(name)?, &mut w).map_err(Error::io("copy", &self.path))?;
         let (digest, size, _) = w.finish();

@@ -443,11 +443,7 @@ fn write_package(
     cache: &crate::store::layout::LayoutStore,
     mtime: u64,
 ) -> Result<(Digest, u64)> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".partial-")
-        .tempfile_in(dir)
-        .map_err(Error::io("create a temporary file in", dir))?;
+    let tmp = crate::store::layout::temp_beside(path)?;
     let io_err = |e: std::io::Error| Error::io("write", path)(e);
     let hashing = HashingWriter::new(tmp.as_file().try_clone().map_err(io_err)?);
     let gz = GzipWriter::new(

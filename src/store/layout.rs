@@ -274,12 +274,7 @@ pub fn copy_verified(
     what: &str,
     progress: &Progress,
 ) -> Result<()> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".partial-")
-        .tempfile_in(dir)
-        .map_err(Error::io("create a temporary file in", dir))?;
+    let mut tmp = temp_beside(dest)?;
     let mut verifier = Verifier::new(what, digest, size);
     let mut buf = vec![0u8; 256 << 10];
     loop {
@@ -304,13 +299,23 @@ pub fn copy_verified(
     Ok(())
 }
 
-/// Replaces `path` with `bytes` by writing a temporary file and renaming it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
+/// A temporary file in the folder of `dest` (created when missing), to be renamed onto
+/// `dest` once complete: a reader never sees a half-written file under its real name.
+pub fn temp_beside(dest: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    tempfile::Builder::new()
         .prefix(".partial-")
         .tempfile_in(dir)
-        .map_err(Error::io("create a temporary file in", dir))?;
+        .map_err(Error::io("create a temporary file in", dir))
+}
+
+/// Replaces `path` with `bytes` by writing a temporary file and renaming it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = temp_beside(path)?;
     tmp.write_all(bytes).map_err(Error::io("write", path))?;
     readable_by_all(tmp.as_file(), tmp.path())?;
     tmp.persist(path)

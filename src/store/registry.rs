@@ -311,12 +311,7 @@ impl RegistryStore {
         dest: &Path,
         progress: &Progress,
     ) -> Result<()> {
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".partial-")
-            .tempfile_in(dir)
-            .map_err(Error::io("create a temporary file in", dir))?;
+        let mut tmp = super::layout::temp_beside(dest)?;
         self.stream_blob(digest, Some(size), |chunk| {
             tmp.write_all(chunk).map_err(Error::io("write", dest))?;
             progress.advance(chunk.len() as u64);
