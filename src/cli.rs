@@ -21,6 +21,128 @@ pub enum Command {
     /// Compose packages: prepare, publish and show them.
     #[command(subcommand)]
     Package(Package),
+    /// The desired state: render, validate, commit with versions and `desired`, show, diff.
+    #[command(subcommand, name = "desired-state")]
+    DesiredState(DesiredState),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DesiredState {
+    /// Render the ApplicationDeployment documents from the template.
+    Render(RenderArgs),
+    /// Check ApplicationDeployment documents against the Margo model (both generations).
+    Validate(ValidateArgs),
+    /// Render, validate and publish a version; move `desired` when it is newer.
+    Commit(CommitArgs),
+    /// The `desired` version, its YAML, and every version, newest first.
+    Show(DesiredShowArgs),
+    /// What changed between two desired states (files, git:REV, or published versions).
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    /// The template: a path, or `margo` / `poc` for the shipped ones.
+    #[arg(long, env = "MARGO_GITOPS_TEMPLATE", help_heading = "Rendering")]
+    pub template: Option<String>,
+
+    /// A values file (parameter name → value), repeatable; later files win.
+    #[arg(long = "values", value_name = "FILE", help_heading = "Rendering")]
+    pub values: Vec<PathBuf>,
+
+    /// Name of the deployment described by --values (default: the app id).
+    #[arg(long, value_name = "NAME", help_heading = "Rendering")]
+    pub name: Option<String>,
+
+    /// The package the deployments run: `registry/name:tag` or `oci-layout:PATH:tag`.
+    #[arg(
+        long,
+        value_name = "REF",
+        env = "MARGO_GITOPS_PACKAGE",
+        help_heading = "Rendering"
+    )]
+    pub package: Option<String>,
+
+    /// Render the inputs as they are in this commit, not in the work tree.
+    #[arg(long, value_name = "REV", help_heading = "Rendering")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub template: TemplateArgs,
+
+    /// Write the documents here (one file, `---` between deployments) instead of stdout.
+    #[arg(short, long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// ApplicationDeployment files (several documents per file allowed).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Print the problems as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// The desired-state repository: `registry/name` or `oci-layout:PATH`.
+    #[arg(
+        long,
+        value_name = "REPOSITORY",
+        env = "MARGO_GITOPS_DESIRED_STATE_REPOSITORY"
+    )]
+    pub to: Option<String>,
+
+    #[command(flatten)]
+    pub template: TemplateArgs,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DesiredShowArgs {
+    /// The desired-state repository (default: desiredStateRepository of the config).
+    #[arg(env = "MARGO_GITOPS_DESIRED_STATE_REPOSITORY")]
+    pub repository: Option<String>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old side: a file, `git:REV`, or a published version (`registry/name:tag`).
+    pub from: String,
+    /// The new side, likewise.
+    pub to: String,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub template: TemplateArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,13 +209,14 @@ pub struct PublishArgs {
     #[arg(default_value = "dist", value_name = "PACKAGE_OR_OUT_DIR")]
     pub input: PathBuf,
 
-    /// The repository to publish to: `registry/name` or `oci-layout:PATH`.
+    /// The repository to publish to: `registry/name` or `oci-layout:PATH` (default:
+    /// packageRepository of .margo-gitops.yaml).
     #[arg(
         long,
         value_name = "REPOSITORY",
         env = "MARGO_GITOPS_PACKAGE_REPOSITORY"
     )]
-    pub to: String,
+    pub to: Option<String>,
 
     /// Where the Application Package goes (default: the repository with `-app` appended).
     #[arg(long, value_name = "REPOSITORY")]

@@ -83,3 +83,145 @@ mod tests {
         assert_eq!(public_url("/srv/git/app.git"), None);
     }
 }
+
+/// A git repository read through gix, for rendering at a commit and ordering commits.
+pub struct GitRepo {
+    repo: gix::Repository,
+}
+
+/// What the templates and annotations say about one commit.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CommitInfo {
+    pub commit: String,
+    pub short_commit: String,
+    /// Committer time, seconds since the epoch.
+    pub time: i64,
+    pub author: String,
+    pub subject: String,
+    pub branch: Option<String>,
+}
+
+fn git_err(what: &str, e: impl std::fmt::Display) -> crate::Error {
+    crate::Error::Usage(format!("git: {what}: {e}"))
+}
+
+impl GitRepo {
+    /// The repository containing `path`, if any.
+    pub fn discover(path: &Path) -> Option<Self> {
+        gix::discover(path).ok().map(|repo| GitRepo { repo })
+    }
+
+    /// The root of the work tree.
+    pub fn workdir(&self) -> Option<&Path> {
+        self.repo.workdir()
+    }
+
+    /// The full id of the commit `rev` names (`HEAD`, a branch, a hash, `HEAD~2`…).
+    pub fn resolve(&self, rev: &str) -> crate::Result<String> {
+        let id = self
+            .repo
+            .rev_parse_single(rev)
+            .map_err(|e| git_err(&format!("`{rev}` names no commit"), e))?;
+        let commit = id
+            .object()
+            .map_err(|e| git_err(rev, e))?
+            .peel_to_commit()
+            .map_err(|e| git_err(&format!("`{rev}` is not a commit"), e))?;
+        Ok(commit.id.to_string())
+    }
+
+    /// The branch HEAD is on, when it is on one.
+    pub fn branch(&self) -> Option<String> {
+        if let Ok(r) = std::env::var("GITHUB_REF_NAME") {
+            if !r.is_empty() {
+                return Some(r);
+            }
+        }
+        self.repo
+            .head_name()
+            .ok()
+            .flatten()
+            .map(|n| n.shorten().to_string())
+    }
+
+    pub fn commit(&self, rev: &str) -> crate::Result<CommitInfo> {
+        let id = self.resolve(rev)?;
+        let oid = gix::ObjectId::from_hex(id.as_bytes()).map_err(|e| git_err(rev, e))?;
+        let commit = self.repo.find_commit(oid).map_err(|e| git_err(rev, e))?;
+        let author = commit
+            .author()
+            .map(|a| a.name.to_string())
+            .map_err(|e| git_err(rev, e))?;
+        let subject = commit
+            .message()
+            .map(|m| m.summary().to_string())
+            .map_err(|e| git_err(rev, e))?;
+        let time = commit.time().map_err(|e| git_err(rev, e))?.seconds;
+        Ok(CommitInfo {
+            short_commit: id[..7].to_string(),
+            commit: id,
+            time,
+            author,
+            subject,
+            branch: self.branch(),
+        })
+    }
+
+    /// The bytes of `path` (relative to the repository root) in `commit`'s tree.
+    pub fn read(&self, commit: &str, path: &Path) -> crate::Result<Option<Vec<u8>>> {
+        let oid = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| git_err(commit, e))?;
+        let tree = self
+            .repo
+            .find_commit(oid)
+            .map_err(|e| git_err(commit, e))?
+            .tree()
+            .map_err(|e| git_err(commit, e))?;
+        let Some(entry) = tree
+            .lookup_entry_by_path(path)
+            .map_err(|e| git_err(&path.display().to_string(), e))?
+        else {
+            return Ok(None);
+        };
+        let object = entry
+            .object()
+            .map_err(|e| git_err(&path.display().to_string(), e))?;
+        if object.kind != gix::object::Kind::Blob {
+            return Ok(None);
+        }
+        Ok(Some(object.data.clone()))
+    }
+
+    /// How many commits the first-parent chain from `commit` holds (itself included).
+    pub fn first_parent_count(&self, commit: &str) -> crate::Result<u64> {
+        let oid = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| git_err(commit, e))?;
+        let walk = self
+            .repo
+            .rev_walk([oid])
+            .first_parent_only()
+            .all()
+            .map_err(|e| git_err(commit, e))?;
+        let mut n = 0;
+        for info in walk {
+            info.map_err(|e| git_err(commit, e))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Whether `ancestor` is `descendant` or one of its ancestors; `None` when either commit
+    /// is not in this repository (a shallow clone, or rewritten history).
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Option<bool> {
+        let a = gix::ObjectId::from_hex(ancestor.as_bytes()).ok()?;
+        let d = gix::ObjectId::from_hex(descendant.as_bytes()).ok()?;
+        self.repo.find_commit(a).ok()?;
+        self.repo.find_commit(d).ok()?;
+        if a == d {
+            return Some(true);
+        }
+        match self.repo.merge_base(a, d) {
+            Ok(Some(base)) => Some(base.detach() == a),
+            Ok(None) => Some(false),
+            Err(_) => None,
+        }
+    }
+}

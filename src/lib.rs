@@ -18,7 +18,10 @@
 
 pub mod archive;
 pub mod compose;
+pub mod config;
 pub mod credentials;
+pub mod desired;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod gitinfo;
@@ -27,9 +30,14 @@ pub mod location;
 pub mod margo_app;
 pub mod media;
 pub mod package;
+pub mod pipeline;
 pub mod progress;
 pub mod publish;
+pub mod render;
 pub mod show;
+pub mod source;
 pub mod store;
+pub mod validate;
+pub mod yamltree;
 
 pub use error::{Error, Result};

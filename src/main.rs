@@ -15,7 +15,9 @@ use margo_gitops::credentials::{Explicit, Secret};
 use margo_gitops::store::Connect;
 use margo_gitops::{image, package, publish, show};
 
-use cli::{Cli, Command, Package, RegistryArgs};
+use cli::{Cli, Command, DesiredState, Package, RegistryArgs, TemplateArgs};
+use margo_gitops::pipeline::{self, RenderRequest, Workspace};
+use margo_gitops::render::RenderOptions;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -81,6 +83,19 @@ fn connect(args: &RegistryArgs) -> anyhow::Result<Connect> {
     })
 }
 
+fn render_request(t: TemplateArgs, registry: &RegistryArgs) -> anyhow::Result<RenderRequest> {
+    Ok(RenderRequest {
+        at: t.at,
+        options: RenderOptions {
+            template: t.template,
+            values: t.values,
+            name: t.name,
+        },
+        package: t.package,
+        connect: connect(registry)?,
+    })
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Package(Package::Prepare(a)) => {
@@ -101,8 +116,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             report::prepared(&prepared)?;
         }
         Command::Package(Package::Publish(a)) => {
+            let ws = Workspace::discover()?;
+            let to = match a.to {
+                Some(to) => to,
+                None => ws.config()?.package_repository.ok_or_else(|| {
+                    margo_gitops::Error::Usage(
+                        "name the repository with --to, or set packageRepository in .margo-gitops.yaml".into(),
+                    )
+                })?,
+            };
+            let mut connect = connect(&a.registry)?;
+            connect.plain_http |= ws.config()?.plain_http;
             let opts = publish::PublishOptions {
-                to: margo_gitops::location::Target::parse_repository(&a.to)?,
+                to: margo_gitops::location::Target::parse_repository(&to)?,
                 app_to: a
                     .app_to
                     .as_deref()
@@ -115,7 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     cli::FormatArg::Poc => publish::Format::Poc,
                 },
                 extra_tags: a.tags,
-                connect: connect(&a.registry)?,
+                connect,
             };
             let published = publish::publish(&opts)
                 .await
@@ -127,6 +153,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("package show {}", a.reference))?;
             report::shown(&shown, a.json)?;
+        }
+        Command::DesiredState(DesiredState::Render(a)) => {
+            let ws = Workspace::discover()?;
+            let req = render_request(a.template, &a.registry)?;
+            let state = pipeline::render_state(&ws, &req)
+                .await
+                .context("desired-state render")?;
+            report::rendered(&state.docs, a.output.as_deref())?;
+        }
+        Command::DesiredState(DesiredState::Validate(a)) => {
+            let reports = margo_gitops::validate::validate_files(&a.files);
+            let errors = report::validated(&reports, a.json)?;
+            if errors > 0 {
+                return Err(margo_gitops::Error::invalid(format!(
+                    "{errors} problem{} in {} file(s)",
+                    if errors == 1 { "" } else { "s" },
+                    a.files.len()
+                ))
+                .into());
+            }
+        }
+        Command::DesiredState(DesiredState::Commit(a)) => {
+            let ws = Workspace::discover()?;
+            let req = render_request(a.template, &a.registry)?;
+            let (committed, warnings) = pipeline::commit(&ws, &req, a.to.as_deref())
+                .await
+                .context("desired-state commit")?;
+            for w in &warnings {
+                eprint!("{w}");
+            }
+            report::committed(&committed, a.json)?;
+        }
+        Command::DesiredState(DesiredState::Show(a)) => {
+            let ws = Workspace::discover()?;
+            let repo = ws.desired_repository(a.repository.as_deref())?;
+            let shown = margo_gitops::desired::show(&repo, &ws.connect(&connect(&a.registry)?)?)
+                .await
+                .with_context(|| format!("desired-state show {repo}"))?;
+            report::desired_shown(&shown, a.json)?;
+        }
+        Command::DesiredState(DesiredState::Diff(a)) => {
+            let ws = Workspace::discover()?;
+            let req = render_request(a.template, &a.registry)?;
+            let from = pipeline::diff_side(&ws, &a.from, &req)
+                .await
+                .with_context(|| format!("reading {}", a.from))?;
+            let to = pipeline::diff_side(&ws, &a.to, &req)
+                .await
+                .with_context(|| format!("reading {}", a.to))?;
+            let d = margo_gitops::diff::diff(&from, &to)?;
+            report::diffed(&d, a.json)?;
         }
     }
     Ok(())

@@ -80,7 +80,7 @@ pub fn tag_for_version(version: &str) -> String {
     version.replace('+', "_")
 }
 
-fn rfc3339(epoch: u64) -> String {
+pub fn rfc3339(epoch: u64) -> String {
     time::OffsetDateTime::from_unix_timestamp(epoch as i64)
         .ok()
         .and_then(|t| {

@@ -6,6 +6,7 @@ use margo_gitops::package::Prepared;
 use margo_gitops::progress::human;
 use margo_gitops::publish::Published;
 use margo_gitops::show::Shown;
+use margo_gitops::validate::Report;
 
 pub fn prepared(p: &Prepared) -> std::io::Result<()> {
     let d = &p.descriptor;
@@ -147,4 +148,129 @@ pub fn shown(s: &Shown, json: bool) -> std::io::Result<()> {
         }
     }
     writeln!(out, "tags: {}", s.tags.join(", "))
+}
+
+pub fn rendered(
+    docs: &[margo_gitops::render::Rendered],
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let text = docs
+        .iter()
+        .map(|d| d.text.as_str())
+        .collect::<Vec<_>>()
+        .join("---\n");
+    match output {
+        Some(path) => {
+            margo_gitops::store::layout::write_atomic(path, text.as_bytes())?;
+            eprintln!(
+                "rendered {} deployment(s) to {}",
+                docs.len(),
+                path.display()
+            );
+        }
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// Prints the problems; returns how many are errors.
+pub fn validated(reports: &[Report], json: bool) -> std::io::Result<usize> {
+    let errors = reports.iter().map(|r| r.errors().count()).sum();
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, reports)?;
+        writeln!(out)?;
+        return Ok(errors);
+    }
+    for r in reports {
+        write!(out, "{r}")?;
+        if r.errors().count() == 0 {
+            writeln!(out, "{}: valid", r.file.display())?;
+        }
+    }
+    Ok(errors)
+}
+
+pub fn committed(c: &margo_gitops::desired::Committed, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, c)?;
+        return writeln!(out);
+    }
+    let what = if c.published {
+        "committed"
+    } else {
+        "already there"
+    };
+    writeln!(
+        out,
+        "{what}: desired state {} (manifestVersion {})",
+        c.version, c.manifest_version
+    )?;
+    writeln!(out, "  repository  {}", c.repository)?;
+    writeln!(out, "  digest      {}", c.digest)?;
+    if c.desired_moved {
+        writeln!(out, "  desired     now {}", c.version)?;
+    }
+    if let Some(note) = &c.note {
+        writeln!(out, "  note        {note}")?;
+    }
+    writeln!(
+        out,
+        "next: margo-gitops desired-state show {}",
+        c.repository
+    )
+}
+
+pub fn desired_shown(s: &margo_gitops::desired::Shown, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, s)?;
+        return writeln!(out);
+    }
+    writeln!(out, "{}", s.repository)?;
+    match &s.desired {
+        None => writeln!(out, "desired: none yet")?,
+        Some(d) => {
+            let commit = short(d.revision.as_deref());
+            writeln!(
+                out,
+                "desired: {}  {}  {commit}  {}",
+                d.tag,
+                d.digest,
+                d.subject.as_deref().unwrap_or("")
+            )?;
+            for (title, text) in &s.documents {
+                writeln!(out, "--- {title}")?;
+                write!(out, "{text}")?;
+            }
+        }
+    }
+    writeln!(out, "versions, newest first:")?;
+    for v in &s.versions {
+        let commit = short(v.revision.as_deref());
+        writeln!(
+            out,
+            "{} {}  {}  {commit}  {}",
+            if v.desired { "*" } else { " " },
+            v.tag,
+            &v.digest.as_str()[..19],
+            v.subject.as_deref().unwrap_or("")
+        )?;
+    }
+    Ok(())
+}
+
+pub fn diffed(d: &margo_gitops::diff::Diff, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, d)?;
+        return writeln!(out);
+    }
+    write!(out, "{d}")
+}
+
+/// The first seven characters of a commit id, or `-`.
+fn short(revision: Option<&str>) -> &str {
+    revision.map(|r| &r[..r.len().min(7)]).unwrap_or("-")
 }

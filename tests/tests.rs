@@ -4,6 +4,7 @@
 
 mod util;
 
+mod desired;
 mod errors;
 mod interop;
 mod prepare;
