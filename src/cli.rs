@@ -24,6 +24,52 @@ pub enum Command {
     /// The desired state: render, validate, commit with versions and `desired`, show, diff.
     #[command(subcommand, name = "desired-state")]
     DesiredState(DesiredState),
+    /// Git hooks: check the desired state before a push or a commit.
+    #[command(subcommand)]
+    Hook(Hook),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Hook {
+    /// The pre-push check (git runs it with the remote's name and URL, updates on stdin).
+    PrePush(PrePushArgs),
+    /// The pre-commit check of the named files and of the staged rendering.
+    PreCommit(PreCommitArgs),
+    /// Install the pre-push hook where git runs it (respects core.hooksPath).
+    Install(InstallArgs),
+    /// Remove the pre-push hook, if it is margo-gitops's.
+    Uninstall,
+}
+
+#[derive(Debug, Args)]
+pub struct PrePushArgs {
+    /// The remote's name, as git passes it.
+    pub remote: Option<String>,
+    /// The remote's URL, as git passes it.
+    pub url: Option<String>,
+    /// Resolve the package in its registry instead of rendering placeholders.
+    #[arg(long)]
+    pub check_registry: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PreCommitArgs {
+    /// Files to check (those holding ApplicationDeployment documents are validated).
+    pub files: Vec<PathBuf>,
+    /// Resolve the package in its registry instead of rendering placeholders.
+    #[arg(long)]
+    pub check_registry: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Replace a pre-push hook that is not margo-gitops's.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

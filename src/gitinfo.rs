@@ -4,7 +4,8 @@
 //! Used for reproducible archive times and for the `org.opencontainers.image.*`
 //! annotations. A URL is stripped of any user or token before it leaves this module.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// The commit at HEAD and the public address of its repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,5 +224,107 @@ impl GitRepo {
             Ok(None) => Some(false),
             Err(_) => None,
         }
+    }
+}
+
+impl GitRepo {
+    fn oid(&self, hex: &str) -> crate::Result<gix::ObjectId> {
+        gix::ObjectId::from_hex(hex.as_bytes()).map_err(|e| git_err(hex, e))
+    }
+
+    /// Where git runs hooks from: `core.hooksPath` (relative to the work tree), else the
+    /// `hooks` folder of the common git directory.
+    pub fn hooks_dir(&self) -> PathBuf {
+        let configured = self
+            .repo
+            .config_snapshot()
+            .string("core.hooksPath")
+            .map(|s| PathBuf::from(s.to_string()));
+        match configured {
+            Some(p) if p.is_absolute() => p,
+            Some(p) => self.workdir().unwrap_or(self.repo.common_dir()).join(p),
+            None => self.repo.common_dir().join("hooks"),
+        }
+    }
+
+    /// The tips of `refs/remotes/<remote>/*`: what the remote is known to have.
+    pub fn remote_tips(&self, remote: &str) -> Vec<String> {
+        let Ok(platform) = self.repo.references() else { return Vec::new() };
+        let Ok(iter) = platform.remote_branches() else { return Vec::new() };
+        let prefix = format!("refs/remotes/{remote}/");
+        iter.filter_map(Result::ok)
+            .filter(|r| r.name().as_bstr().to_string().starts_with(&prefix))
+            .filter_map(|mut r| r.peel_to_id().ok().map(|id| id.to_string()))
+            .collect()
+    }
+
+    /// Commits reachable from `tip` but from none of `known`, newest first.
+    pub fn new_commits(&self, tip: &str, known: &[String]) -> crate::Result<Vec<String>> {
+        let tip = self.oid(tip)?;
+        let hidden: Vec<gix::ObjectId> = known
+            .iter()
+            .filter_map(|k| gix::ObjectId::from_hex(k.as_bytes()).ok())
+            .filter(|id| self.repo.find_commit(*id).is_ok())
+            .collect();
+        let walk = self
+            .repo
+            .rev_walk([tip])
+            .with_hidden(hidden)
+            .all()
+            .map_err(|e| git_err("walking the new commits", e))?;
+        let mut out = Vec::new();
+        for info in walk {
+            out.push(info.map_err(|e| git_err("walking the new commits", e))?.id.to_string());
+        }
+        Ok(out)
+    }
+
+    /// The YAML files of a commit's tree (`*.yaml`, `*.yml`) and their blob ids.
+    pub fn yaml_files(&self, commit: &str) -> crate::Result<BTreeMap<PathBuf, String>> {
+        let tree = self
+            .repo
+            .find_commit(self.oid(commit)?)
+            .map_err(|e| git_err(commit, e))?
+            .tree_id()
+            .map_err(|e| git_err(commit, e))?
+            .detach();
+        let mut out = BTreeMap::new();
+        self.collect_yaml(tree, PathBuf::new(), &mut out)?;
+        Ok(out)
+    }
+
+    fn collect_yaml(&self, tree: gix::ObjectId, prefix: PathBuf, out: &mut BTreeMap<PathBuf, String>) -> crate::Result<()> {
+        let tree = self.repo.find_tree(tree).map_err(|e| git_err("reading a tree", e))?;
+        let decoded = tree.decode().map_err(|e| git_err("reading a tree", e))?;
+        for entry in &decoded.entries {
+            let path = prefix.join(entry.filename.to_string());
+            if entry.mode.is_tree() {
+                self.collect_yaml(entry.oid.to_owned(), path, out)?;
+            } else if entry.mode.is_blob() && path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.insert(path, entry.oid.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// The YAML files `commit` adds or changes against its first parent.
+    pub fn changed_yaml(&self, commit: &str) -> crate::Result<Vec<PathBuf>> {
+        let now = self.yaml_files(commit)?;
+        let parent = self
+            .repo
+            .find_commit(self.oid(commit)?)
+            .map_err(|e| git_err(commit, e))?
+            .parent_ids()
+            .next()
+            .map(|p| p.to_string());
+        let before = match parent {
+            Some(p) => self.yaml_files(&p)?,
+            None => BTreeMap::new(),
+        };
+        Ok(now
+            .into_iter()
+            .filter(|(path, id)| before.get(path) != Some(id))
+            .map(|(path, _)| path)
+            .collect())
     }
 }

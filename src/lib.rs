@@ -25,6 +25,7 @@ pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod gitinfo;
+pub mod hook;
 pub mod image;
 pub mod location;
 pub mod margo_app;

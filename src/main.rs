@@ -15,7 +15,8 @@ use margo_gitops::credentials::{Explicit, Secret};
 use margo_gitops::store::Connect;
 use margo_gitops::{image, package, publish, show};
 
-use cli::{Cli, Command, DesiredState, Package, RegistryArgs, TemplateArgs};
+use cli::{Cli, Command, DesiredState, Hook, Package, RegistryArgs, TemplateArgs};
+use margo_gitops::hook;
 use margo_gitops::pipeline::{self, RenderRequest, Workspace};
 use margo_gitops::render::RenderOptions;
 
@@ -153,6 +154,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("package show {}", a.reference))?;
             report::shown(&shown, a.json)?;
+        }
+        Command::Hook(Hook::PrePush(a)) => {
+            let ws = Workspace::discover()?;
+            let repo = ws.repo.as_ref().ok_or_else(|| {
+                margo_gitops::Error::Usage("hook pre-push runs inside a git repository".into())
+            })?;
+            let mut input = String::new();
+            if !std::io::stdin().is_terminal() {
+                std::io::stdin().read_to_string(&mut input).context("reading git's ref updates")?;
+            }
+            let mut updates = hook::parse_updates(&input);
+            // The pre-commit framework passes the range in its environment instead.
+            if let (true, Ok(to)) = (updates.is_empty(), std::env::var("PRE_COMMIT_TO_REF")) {
+                let from = std::env::var("PRE_COMMIT_FROM_REF").unwrap_or_default();
+                let resolve = |r: &str| repo.resolve(r);
+                updates.push(hook::Update {
+                    local_sha: resolve(&to)?,
+                    remote_sha: if from.is_empty() { "0".repeat(40) } else { resolve(&from)? },
+                });
+            }
+            let remote = a
+                .remote
+                .or_else(|| std::env::var("PRE_COMMIT_REMOTE_NAME").ok())
+                .unwrap_or_else(|| "origin".into());
+            let findings = hook::pre_push(repo, &remote, &updates, a.check_registry, &connect(&a.registry)?).await?;
+            report::findings(&findings, "push")?;
+        }
+        Command::Hook(Hook::PreCommit(a)) => {
+            let ws = Workspace::discover()?;
+            let findings = hook::pre_commit(&ws.root, &a.files, a.check_registry, &connect(&a.registry)?).await?;
+            report::findings(&findings, "commit")?;
+        }
+        Command::Hook(Hook::Install(a)) => {
+            let ws = Workspace::discover()?;
+            let repo = ws.repo.as_ref().ok_or_else(|| margo_gitops::Error::Usage("hook install runs inside a git repository".into()))?;
+            report::hook_outcome(&hook::install(repo, a.force)?)?;
+        }
+        Command::Hook(Hook::Uninstall) => {
+            let ws = Workspace::discover()?;
+            let repo = ws.repo.as_ref().ok_or_else(|| margo_gitops::Error::Usage("hook uninstall runs inside a git repository".into()))?;
+            report::hook_outcome(&hook::uninstall(repo)?)?;
         }
         Command::DesiredState(DesiredState::Render(a)) => {
             let ws = Workspace::discover()?;

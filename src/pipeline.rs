@@ -97,7 +97,7 @@ pub struct RenderedState {
 }
 
 /// The package reference: the flag, else `packageRepository` at the app's version.
-fn package_ref(source: &Source, config: &Config, flag: Option<&str>) -> Result<String> {
+pub fn package_ref(source: &Source, config: &Config, flag: Option<&str>) -> Result<String> {
     if let Some(p) = flag {
         return Ok(p.to_string());
     }

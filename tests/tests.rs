@@ -6,6 +6,7 @@ mod util;
 
 mod desired;
 mod errors;
+mod hooks;
 mod interop;
 mod prepare;
 mod publish;
