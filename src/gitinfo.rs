@@ -249,8 +249,12 @@ impl GitRepo {
 
     /// The tips of `refs/remotes/<remote>/*`: what the remote is known to have.
     pub fn remote_tips(&self, remote: &str) -> Vec<String> {
-        let Ok(platform) = self.repo.references() else { return Vec::new() };
-        let Ok(iter) = platform.remote_branches() else { return Vec::new() };
+        let Ok(platform) = self.repo.references() else {
+            return Vec::new();
+        };
+        let Ok(iter) = platform.remote_branches() else {
+            return Vec::new();
+        };
         let prefix = format!("refs/remotes/{remote}/");
         iter.filter_map(Result::ok)
             .filter(|r| r.name().as_bstr().to_string().starts_with(&prefix))
@@ -274,7 +278,11 @@ impl GitRepo {
             .map_err(|e| git_err("walking the new commits", e))?;
         let mut out = Vec::new();
         for info in walk {
-            out.push(info.map_err(|e| git_err("walking the new commits", e))?.id.to_string());
+            out.push(
+                info.map_err(|e| git_err("walking the new commits", e))?
+                    .id
+                    .to_string(),
+            );
         }
         Ok(out)
     }
@@ -293,14 +301,24 @@ impl GitRepo {
         Ok(out)
     }
 
-    fn collect_yaml(&self, tree: gix::ObjectId, prefix: PathBuf, out: &mut BTreeMap<PathBuf, String>) -> crate::Result<()> {
-        let tree = self.repo.find_tree(tree).map_err(|e| git_err("reading a tree", e))?;
+    fn collect_yaml(
+        &self,
+        tree: gix::ObjectId,
+        prefix: PathBuf,
+        out: &mut BTreeMap<PathBuf, String>,
+    ) -> crate::Result<()> {
+        let tree = self
+            .repo
+            .find_tree(tree)
+            .map_err(|e| git_err("reading a tree", e))?;
         let decoded = tree.decode().map_err(|e| git_err("reading a tree", e))?;
         for entry in &decoded.entries {
             let path = prefix.join(entry.filename.to_string());
             if entry.mode.is_tree() {
                 self.collect_yaml(entry.oid.to_owned(), path, out)?;
-            } else if entry.mode.is_blob() && path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            } else if entry.mode.is_blob()
+                && path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+            {
                 out.insert(path, entry.oid.to_string());
             }
         }

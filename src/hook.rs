@@ -25,7 +25,8 @@ pub const PRE_PUSH: &str = include_str!("../hooks/pre-push");
 const MARKER: &str = "margo-gitops pre-push hook";
 
 /// The digest offline renderings use where the registry's would stand.
-pub const PLACEHOLDER_DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+pub const PLACEHOLDER_DIGEST: &str =
+    "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 /// A problem found in a commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,8 +39,15 @@ pub struct Finding {
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let p = &self.problem;
-        let path = if p.path.is_empty() { String::new() } else { format!("{}: ", p.path) };
-        write!(f, "{} {}:{}: {path}{}", &self.commit[..7.min(self.commit.len())], self.file, p.line, p.message)
+        write!(
+            f,
+            "{} {}:{}: {}{}",
+            &self.commit[..7.min(self.commit.len())],
+            self.file,
+            p.line,
+            p.path_prefix(),
+            p.message
+        )
     }
 }
 
@@ -47,12 +55,7 @@ impl std::fmt::Display for Finding {
 pub fn placeholder_package(reference: &str, plain_http: bool) -> Result<PackageInfo> {
     let target = Target::parse(reference)?;
     let tag = target.tag.clone().unwrap_or_else(|| "0.0.0".into());
-    let (registry, repository, oci) = match &target.repo {
-        crate::location::Repo::Registry { registry, repository } => {
-            (registry.clone(), repository.clone(), format!("oci://{registry}/{repository}"))
-        }
-        crate::location::Repo::Layout(p) => (String::new(), p.display().to_string(), target.repo.to_string()),
-    };
+    let (registry, repository, oci) = render::coordinates(&target.repo);
     Ok(PackageInfo {
         reference: format!("{}:{tag}", target.repo),
         registry,
@@ -75,15 +78,26 @@ pub fn placeholder_package(reference: &str, plain_http: bool) -> Result<PackageI
 /// True when `text` holds at least one ApplicationDeployment document.
 pub fn is_deployment(text: &str) -> bool {
     crate::yamltree::parse(text)
-        .map(|docs| docs.iter().any(|d| d.get("kind").and_then(|k| k.as_str()) == Some(validate::KIND)))
+        .map(|docs| {
+            docs.iter()
+                .any(|d| d.get("kind").and_then(|k| k.as_str()) == Some(validate::KIND))
+        })
         // A file that does not even parse but names the kind is one a user meant as such.
         .unwrap_or_else(|_| text.contains(validate::KIND))
 }
 
 /// Renders the configured desired state from `source` and validates it.
-async fn check_rendering(source: &Source<'_>, commit: &str, check_registry: bool, connect: &Connect) -> Result<Vec<Finding>> {
+async fn check_rendering(
+    source: &Source<'_>,
+    commit: &str,
+    check_registry: bool,
+    connect: &Connect,
+) -> Result<Vec<Finding>> {
     let config = Config::load(source)?;
-    if config.package_repository.is_none() && config.deployments.is_empty() && config.template.is_none() {
+    if config.package_repository.is_none()
+        && config.deployments.is_empty()
+        && config.template.is_none()
+    {
         return Ok(Vec::new()); // nothing configured to render
     }
     let reference = pipeline::package_ref(source, &config, None)?;
@@ -98,25 +112,52 @@ async fn check_rendering(source: &Source<'_>, commit: &str, check_registry: bool
         Source::Commit { repo, commit } => repo.commit(commit).ok(),
         Source::WorkTree(_) => None,
     };
-    let docs = match render::render(source, &config, &RenderOptions::default(), &package, git.as_ref()) {
+    let docs = match render::render(
+        source,
+        &config,
+        &RenderOptions::default(),
+        &package,
+        git.as_ref(),
+    ) {
         Ok(d) => d,
-        Err(Error::Invalid { file, line, message, .. }) => {
+        Err(Error::Invalid {
+            file,
+            line,
+            message,
+            ..
+        }) => {
             // Files read from a commit are named `abc1234:path`; the finding names the commit.
             let file = file.map(|f| f.display().to_string()).unwrap_or_default();
-            let file = file.strip_prefix(&format!("{}:", &commit[..7.min(commit.len())])).map(str::to_string).unwrap_or(file);
+            let file = file
+                .strip_prefix(&format!("{}:", &commit[..7.min(commit.len())]))
+                .map(str::to_string)
+                .unwrap_or(file);
             return Ok(vec![Finding {
                 commit: commit.to_string(),
                 file,
-                problem: Problem { line: line.unwrap_or(0), path: String::new(), message, warning: false },
-            }])
+                problem: Problem {
+                    line: line.unwrap_or(0),
+                    path: String::new(),
+                    message,
+                    warning: false,
+                },
+            }]);
         }
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
     for d in docs {
         let label = format!("{} (deployment {})", d.template, d.name);
-        for p in validate::validate_text(Path::new(&label), &d.text).problems.into_iter().filter(|p| !p.warning) {
-            out.push(Finding { commit: commit.to_string(), file: label.clone(), problem: p });
+        for p in validate::validate_text(Path::new(&label), &d.text)
+            .problems
+            .into_iter()
+            .filter(|p| !p.warning)
+        {
+            out.push(Finding {
+                commit: commit.to_string(),
+                file: label.clone(),
+                problem: p,
+            });
         }
     }
     Ok(out)
@@ -144,7 +185,13 @@ pub fn parse_updates(stdin: &str) -> Vec<Update> {
 }
 
 /// The pre-push check of `updates` to `remote`; every problem found, none when the push may go.
-pub async fn pre_push(repo: &GitRepo, remote: &str, updates: &[Update], check_registry: bool, connect: &Connect) -> Result<Vec<Finding>> {
+pub async fn pre_push(
+    repo: &GitRepo,
+    remote: &str,
+    updates: &[Update],
+    check_registry: bool,
+    connect: &Connect,
+) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     for u in updates {
         if u.local_sha.chars().all(|c| c == '0') {
@@ -170,17 +217,26 @@ pub async fn pre_push(repo: &GitRepo, remote: &str, updates: &[Update], check_re
             }
         }
         for (path, commit) in touched {
-            let Some(bytes) = repo.read(&u.local_sha, &path)? else { continue };
+            let Some(bytes) = repo.read(&u.local_sha, &path)? else {
+                continue;
+            };
             let text = String::from_utf8_lossy(&bytes);
             if !is_deployment(&text) {
                 continue;
             }
             let report = validate::validate_text(&path, &text);
             for p in report.problems.into_iter().filter(|p| !p.warning) {
-                findings.push(Finding { commit: commit.clone(), file: path.display().to_string(), problem: p });
+                findings.push(Finding {
+                    commit: commit.clone(),
+                    file: path.display().to_string(),
+                    problem: p,
+                });
             }
         }
-        let tip = Source::Commit { repo, commit: u.local_sha.clone() };
+        let tip = Source::Commit {
+            repo,
+            commit: u.local_sha.clone(),
+        };
         findings.extend(check_rendering(&tip, &u.local_sha, check_registry, connect).await?);
     }
     Ok(findings)
@@ -188,15 +244,30 @@ pub async fn pre_push(repo: &GitRepo, remote: &str, updates: &[Update], check_re
 
 /// The pre-commit check: the named files that are deployments, and the rendering of the
 /// work tree (which pre-commit has reduced to what is staged).
-pub async fn pre_commit(root: &Path, files: &[PathBuf], check_registry: bool, connect: &Connect) -> Result<Vec<Finding>> {
+pub async fn pre_commit(
+    root: &Path,
+    files: &[PathBuf],
+    check_registry: bool,
+    connect: &Connect,
+) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     for f in files {
-        let Ok(text) = std::fs::read_to_string(f) else { continue };
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
         if !is_deployment(&text) {
             continue;
         }
-        for p in validate::validate_text(f, &text).problems.into_iter().filter(|p| !p.warning) {
-            findings.push(Finding { commit: "staged".into(), file: f.display().to_string(), problem: p });
+        for p in validate::validate_text(f, &text)
+            .problems
+            .into_iter()
+            .filter(|p| !p.warning)
+        {
+            findings.push(Finding {
+                commit: "staged".into(),
+                file: f.display().to_string(),
+                problem: p,
+            });
         }
     }
     let source = Source::WorkTree(root.to_path_buf());
@@ -227,8 +298,12 @@ pub fn install(repo: &GitRepo, force: bool) -> Result<Outcome> {
             return Ok(Outcome::AlreadyInstalled(path));
         }
         if !is_ours(&path) && !force {
-            return Err(Error::invalid_file(&path, None, "a pre-push hook that is not margo-gitops's is installed here")
-                .with_hint("keep it, or pass --force to replace it"));
+            return Err(Error::invalid_file(
+                &path,
+                None,
+                "a pre-push hook that is not margo-gitops's is installed here",
+            )
+            .with_hint("keep it, or pass --force to replace it"));
         }
     }
     let existed = path.exists();
@@ -237,9 +312,14 @@ pub fn install(repo: &GitRepo, force: bool) -> Result<Outcome> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(Error::io("make executable", &path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .map_err(Error::io("make executable", &path))?;
     }
-    Ok(if existed { Outcome::Replaced(path) } else { Outcome::Installed(path) })
+    Ok(if existed {
+        Outcome::Replaced(path)
+    } else {
+        Outcome::Installed(path)
+    })
 }
 
 /// Removes the pre-push hook if it is ours.
@@ -249,7 +329,11 @@ pub fn uninstall(repo: &GitRepo) -> Result<Outcome> {
         return Ok(Outcome::NotInstalled(path));
     }
     if !is_ours(&path) {
-        return Err(Error::invalid_file(&path, None, "this pre-push hook is not margo-gitops's; it stays"));
+        return Err(Error::invalid_file(
+            &path,
+            None,
+            "this pre-push hook is not margo-gitops's; it stays",
+        ));
     }
     std::fs::remove_file(&path).map_err(Error::io("remove", &path))?;
     Ok(Outcome::Removed(path))
@@ -263,8 +347,17 @@ mod tests {
 
     #[test]
     fn git_pre_push_input() {
-        let u = parse_updates(&format!("refs/heads/main {} refs/heads/main {ZERO}\n", "a".repeat(40)));
-        assert_eq!(u, vec![Update { local_sha: "a".repeat(40), remote_sha: ZERO.into() }]);
+        let u = parse_updates(&format!(
+            "refs/heads/main {} refs/heads/main {ZERO}\n",
+            "a".repeat(40)
+        ));
+        assert_eq!(
+            u,
+            vec![Update {
+                local_sha: "a".repeat(40),
+                remote_sha: ZERO.into()
+            }]
+        );
         assert!(parse_updates("").is_empty());
     }
 

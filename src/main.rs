@@ -162,7 +162,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             let mut input = String::new();
             if !std::io::stdin().is_terminal() {
-                std::io::stdin().read_to_string(&mut input).context("reading git's ref updates")?;
+                std::io::stdin()
+                    .read_to_string(&mut input)
+                    .context("reading git's ref updates")?;
             }
             let mut updates = hook::parse_updates(&input);
             // The pre-commit framework passes the range in its environment instead.
@@ -171,29 +173,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let resolve = |r: &str| repo.resolve(r);
                 updates.push(hook::Update {
                     local_sha: resolve(&to)?,
-                    remote_sha: if from.is_empty() { "0".repeat(40) } else { resolve(&from)? },
+                    remote_sha: if from.is_empty() {
+                        "0".repeat(40)
+                    } else {
+                        resolve(&from)?
+                    },
                 });
             }
             let remote = a
                 .remote
                 .or_else(|| std::env::var("PRE_COMMIT_REMOTE_NAME").ok())
                 .unwrap_or_else(|| "origin".into());
-            let findings = hook::pre_push(repo, &remote, &updates, a.check_registry, &connect(&a.registry)?).await?;
+            let findings = hook::pre_push(
+                repo,
+                &remote,
+                &updates,
+                a.check_registry,
+                &connect(&a.registry)?,
+            )
+            .await?;
             report::findings(&findings, "push")?;
         }
         Command::Hook(Hook::PreCommit(a)) => {
             let ws = Workspace::discover()?;
-            let findings = hook::pre_commit(&ws.root, &a.files, a.check_registry, &connect(&a.registry)?).await?;
+            let findings =
+                hook::pre_commit(&ws.root, &a.files, a.check_registry, &connect(&a.registry)?)
+                    .await?;
             report::findings(&findings, "commit")?;
         }
         Command::Hook(Hook::Install(a)) => {
             let ws = Workspace::discover()?;
-            let repo = ws.repo.as_ref().ok_or_else(|| margo_gitops::Error::Usage("hook install runs inside a git repository".into()))?;
+            let repo = ws.repo.as_ref().ok_or_else(|| {
+                margo_gitops::Error::Usage("hook install runs inside a git repository".into())
+            })?;
             report::hook_outcome(&hook::install(repo, a.force)?)?;
         }
         Command::Hook(Hook::Uninstall) => {
             let ws = Workspace::discover()?;
-            let repo = ws.repo.as_ref().ok_or_else(|| margo_gitops::Error::Usage("hook uninstall runs inside a git repository".into()))?;
+            let repo = ws.repo.as_ref().ok_or_else(|| {
+                margo_gitops::Error::Usage("hook uninstall runs inside a git repository".into())
+            })?;
             report::hook_outcome(&hook::uninstall(repo)?)?;
         }
         Command::DesiredState(DesiredState::Render(a)) => {

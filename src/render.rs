@@ -98,6 +98,22 @@ pub fn blob_url(repo: &Repo, digest: &str, plain_http: bool) -> String {
     }
 }
 
+/// `(registry, repository, oci://…)` of a package repository, as the templates name them.
+/// A layout has no registry; its `oci` is the `oci-layout:` form.
+pub fn coordinates(repo: &Repo) -> (String, String, String) {
+    match repo {
+        Repo::Registry {
+            registry,
+            repository,
+        } => (
+            registry.clone(),
+            repository.clone(),
+            format!("oci://{registry}/{repository}"),
+        ),
+        Repo::Layout(p) => (String::new(), p.display().to_string(), repo.to_string()),
+    }
+}
+
 /// Looks the package up where it was published.
 pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<PackageInfo> {
     let target = Target::parse(reference)?;
@@ -128,21 +144,7 @@ pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<Packa
         media_type: mt.to_string(),
         url: blob_url(&target.repo, d, connect.plain_http),
     };
-    let (registry, repository, oci) = match &target.repo {
-        Repo::Registry {
-            registry,
-            repository,
-        } => (
-            registry.clone(),
-            repository.clone(),
-            format!("oci://{registry}/{repository}"),
-        ),
-        Repo::Layout(p) => (
-            String::new(),
-            p.display().to_string(),
-            target.repo.to_string(),
-        ),
-    };
+    let (registry, repository, oci) = coordinates(&target.repo);
     Ok(PackageInfo {
         reference: format!("{}:{tag}", target.repo),
         registry,

@@ -281,12 +281,22 @@ pub fn findings(findings: &[margo_gitops::hook::Finding], what: &str) -> anyhow:
         return Ok(());
     }
     let mut err = std::io::stderr().lock();
-    writeln!(err, "margo-gitops: {what} refused, the desired state is not valid:")?;
+    writeln!(
+        err,
+        "margo-gitops: {what} refused, the desired state is not valid:"
+    )?;
     for f in findings {
         writeln!(err, "  {f}")?;
     }
-    writeln!(err, "fix the files above and try again (`--no-verify` skips this check)")?;
-    Err(margo_gitops::Error::invalid(format!("{} problem(s) in the desired state", findings.len())).into())
+    writeln!(
+        err,
+        "fix the files above and try again (`--no-verify` skips this check)"
+    )?;
+    Err(margo_gitops::Error::invalid(format!(
+        "{} problem(s) in the desired state",
+        findings.len()
+    ))
+    .into())
 }
 
 pub fn hook_outcome(o: &margo_gitops::hook::Outcome) -> std::io::Result<()> {
@@ -295,7 +305,11 @@ pub fn hook_outcome(o: &margo_gitops::hook::Outcome) -> std::io::Result<()> {
     match o {
         Outcome::Installed(p) => writeln!(out, "installed the pre-push hook: {}", p.display()),
         Outcome::Replaced(p) => writeln!(out, "replaced the pre-push hook: {}", p.display()),
-        Outcome::AlreadyInstalled(p) => writeln!(out, "the pre-push hook is already installed: {}", p.display()),
+        Outcome::AlreadyInstalled(p) => writeln!(
+            out,
+            "the pre-push hook is already installed: {}",
+            p.display()
+        ),
         Outcome::Removed(p) => writeln!(out, "removed the pre-push hook: {}", p.display()),
         Outcome::NotInstalled(p) => writeln!(out, "no pre-push hook to remove at {}", p.display()),
     }

@@ -33,6 +33,17 @@ pub struct Report {
     pub problems: Vec<Problem>,
 }
 
+impl Problem {
+    /// `yaml.path: ` before the message, or nothing for a problem of the whole file.
+    pub fn path_prefix(&self) -> String {
+        if self.path.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", self.path)
+        }
+    }
+}
+
 impl Report {
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
         self.problems.iter().filter(|p| !p.warning)
@@ -43,11 +54,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for p in &self.problems {
             let level = if p.warning { "warning" } else { "error" };
-            let path = if p.path.is_empty() {
-                String::new()
-            } else {
-                format!("{}: ", p.path)
-            };
+            let path = p.path_prefix();
             writeln!(
                 f,
                 "{}:{}: {level}: {path}{}",

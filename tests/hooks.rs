@@ -43,21 +43,44 @@ fn git(env: &Env, dir: &Path, args: &[&str]) -> Output {
 
 /// A work repository cloned from a bare remote, with one good commit pushed.
 fn repo_with_remote(env: &Env) -> PathBuf {
-    run(Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(env.path("remote.git")));
-    run(Command::new("git").args(["init", "-q", "-b", "main"]).arg(env.work()));
-    git(env, &env.work(), &["remote", "add", "origin", env.path("remote.git").to_str().unwrap()]);
+    run(Command::new("git")
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .arg(env.path("remote.git")));
+    run(Command::new("git")
+        .args(["init", "-q", "-b", "main"])
+        .arg(env.work()));
+    git(
+        env,
+        &env.work(),
+        &[
+            "remote",
+            "add",
+            "origin",
+            env.path("remote.git").to_str().unwrap(),
+        ],
+    );
     env.write("deploy/site-0001.yaml", GOOD);
     env.write("README.md", "sample\n");
     git(env, &env.work(), &["add", "-A"]);
     git(env, &env.work(), &["commit", "-qm", "first"]);
-    env.cli("hook install").assert().success().stdout(predicates::str::contains("installed the pre-push hook"));
+    env.cli("hook install")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("installed the pre-push hook"));
     let out = git(env, &env.work(), &["push", "-q", "origin", "main"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     env.work()
 }
 
 fn remote_head(env: &Env) -> String {
-    let out = run(Command::new("git").arg("--git-dir").arg(env.path("remote.git")).args(["rev-parse", "main"]));
+    let out = run(Command::new("git")
+        .arg("--git-dir")
+        .arg(env.path("remote.git"))
+        .args(["rev-parse", "main"]));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -66,17 +89,24 @@ fn a_broken_document_is_refused_with_commit_file_line_and_reason_and_its_fix_pas
     let env = Env::new();
     let work = repo_with_remote(&env);
     let before = remote_head(&env);
-    env.write("deploy/site-0001.yaml", &GOOD.replace("applicationId: poc-app", "applicationId: PoC_App"));
+    env.write(
+        "deploy/site-0001.yaml",
+        &GOOD.replace("applicationId: poc-app", "applicationId: PoC_App"),
+    );
     git(&env, &work, &["commit", "-qam", "rename the app"]);
     // A commit that does not touch deployments follows; the broken one is still found.
     env.write("README.md", "sample, edited\n");
     git(&env, &work, &["commit", "-qam", "docs"]);
-    let short = String::from_utf8(git(&env, &work, &["rev-parse", "--short=7", "HEAD~1"]).stdout).unwrap();
+    let short =
+        String::from_utf8(git(&env, &work, &["rev-parse", "--short=7", "HEAD~1"]).stdout).unwrap();
     let out = git(&env, &work, &["push", "-q", "origin", "main"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains(&format!("{} deploy/site-0001.yaml:7: metadata.annotations.applicationId: `PoC_App` must match", short.trim())),
+        stderr.contains(&format!(
+            "{} deploy/site-0001.yaml:7: metadata.annotations.applicationId: `PoC_App` must match",
+            short.trim()
+        )),
         "{stderr}"
     );
     assert_eq!(remote_head(&env), before, "nothing was pushed");
@@ -84,8 +114,15 @@ fn a_broken_document_is_refused_with_commit_file_line_and_reason_and_its_fix_pas
     env.write("deploy/site-0001.yaml", GOOD);
     git(&env, &work, &["commit", "-qam", "fix the app id"]);
     let out = git(&env, &work, &["push", "-q", "origin", "main"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("margo-gitops"), "a good push passes quietly");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("margo-gitops"),
+        "a good push passes quietly"
+    );
     assert_ne!(remote_head(&env), before);
 }
 
@@ -105,34 +142,62 @@ fn a_template_that_does_not_render_is_refused() {
     let out = git(&env, &work, &["push", "-q", "origin", "main"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("site.yaml.j2:21: undefined value"), "{stderr}");
+    assert!(
+        stderr.contains("site.yaml.j2:21: undefined value"),
+        "{stderr}"
+    );
     assert!(stderr.contains("values.component"), "{stderr}");
     // Offline, the package digest is a placeholder that validation accepts: with the
     // template fixed, the push goes through without any registry.
     env.write("values.yaml", "siteId: s1\ncomponent: poc-app\n");
     git(&env, &work, &["commit", "-qam", "name the component"]);
     let out = git(&env, &work, &["push", "-q", "origin", "main"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn install_respects_hooks_path_and_never_overwrites_a_foreign_hook() {
     let env = Env::new();
-    run(Command::new("git").args(["init", "-q", "-b", "main"]).arg(env.work()));
-    git(&env, &env.work(), &["config", "core.hooksPath", ".githooks"]);
+    run(Command::new("git")
+        .args(["init", "-q", "-b", "main"])
+        .arg(env.work()));
+    git(
+        &env,
+        &env.work(),
+        &["config", "core.hooksPath", ".githooks"],
+    );
     env.write(".githooks/pre-push", "#!/bin/sh\necho team hook\n");
     env.cli("hook install")
         .assert()
         .code(1)
         .stderr(predicates::str::contains(".githooks/pre-push"))
         .stderr(predicates::str::contains("--force"));
-    assert_eq!(std::fs::read_to_string(env.work().join(".githooks/pre-push")).unwrap(), "#!/bin/sh\necho team hook\n");
-    env.cli("hook uninstall").assert().code(1).stderr(predicates::str::contains("not margo-gitops's"));
-    env.cli("hook install --force").assert().success().stdout(predicates::str::contains("replaced"));
+    assert_eq!(
+        std::fs::read_to_string(env.work().join(".githooks/pre-push")).unwrap(),
+        "#!/bin/sh\necho team hook\n"
+    );
+    env.cli("hook uninstall")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("not margo-gitops's"));
+    env.cli("hook install --force")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("replaced"));
     let installed = std::fs::read_to_string(env.work().join(".githooks/pre-push")).unwrap();
     assert!(installed.contains("hook pre-push"));
-    env.cli("hook install").assert().success().stdout(predicates::str::contains("already installed"));
-    env.cli("hook uninstall").assert().success().stdout(predicates::str::contains("removed"));
+    env.cli("hook install")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("already installed"));
+    env.cli("hook uninstall")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("removed"));
     assert!(!env.work().join(".githooks/pre-push").exists());
 }
 
@@ -140,8 +205,16 @@ fn install_respects_hooks_path_and_never_overwrites_a_foreign_hook() {
 fn the_pre_commit_framework_runs_our_hooks() {
     let env = Env::new();
     let source = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let rev = String::from_utf8(run(Command::new("git").current_dir(source).args(["rev-parse", "HEAD"])).stdout).unwrap();
-    run(Command::new("git").args(["init", "-q", "-b", "main"]).arg(env.work()));
+    let rev = String::from_utf8(
+        run(Command::new("git")
+            .current_dir(source)
+            .args(["rev-parse", "HEAD"]))
+        .stdout,
+    )
+    .unwrap();
+    run(Command::new("git")
+        .args(["init", "-q", "-b", "main"])
+        .arg(env.work()));
     env.write(
         ".pre-commit-config.yaml",
         &format!(
@@ -150,7 +223,10 @@ fn the_pre_commit_framework_runs_our_hooks() {
             rev.trim()
         ),
     );
-    env.write("deploy/site.yaml", &GOOD.replace("revision: 1.0.0", "revision: latest"));
+    env.write(
+        "deploy/site.yaml",
+        &GOOD.replace("revision: 1.0.0", "revision: latest"),
+    );
     env.write("other.yaml", "kind: NotOurs\n");
     git(&env, &env.work(), &["add", "-A"]);
     let pre_commit = |dir: &Path| {
@@ -171,9 +247,16 @@ fn the_pre_commit_framework_runs_our_hooks() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
     assert!(stdout.contains("deploy/site.yaml:15: spec.deploymentProfile.components[0].properties.revision: `latest` is not a SemVer version"), "{stdout}");
-    assert!(!stdout.contains("other.yaml"), "files that are not deployments are left alone: {stdout}");
+    assert!(
+        !stdout.contains("other.yaml"),
+        "files that are not deployments are left alone: {stdout}"
+    );
     env.write("deploy/site.yaml", GOOD);
     git(&env, &env.work(), &["add", "-A"]);
     let out = pre_commit(&env.work());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
