@@ -27,6 +27,46 @@ pub enum Command {
     /// Git hooks: check the desired state before a push or a commit.
     #[command(subcommand)]
     Hook(Hook),
+    /// Mirror the git history of the desired state into OCI versions (backfill, incremental).
+    Mirror(MirrorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    /// The desired-state repository (default: desiredStateRepository of the config).
+    #[arg(
+        long,
+        value_name = "REPOSITORY",
+        env = "MARGO_GITOPS_DESIRED_STATE_REPOSITORY"
+    )]
+    pub to: Option<String>,
+
+    /// The branch (or revision) whose first-parent history is mirrored; HEAD by default.
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+
+    /// Mirror only the commits after this one.
+    #[arg(long, value_name = "REV")]
+    pub since: Option<String>,
+
+    /// The package repository; each commit's version comes from its margo.yaml.
+    #[arg(long, value_name = "REPOSITORY")]
+    pub package: Option<String>,
+
+    /// Skip (and report) commits whose package is not in the registry instead of failing.
+    #[arg(long)]
+    pub skip_missing: bool,
+
+    /// Mirror a rewritten history and move `desired` to it.
+    #[arg(long)]
+    pub allow_rewrite: bool,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +124,30 @@ pub enum DesiredState {
     Show(DesiredShowArgs),
     /// What changed between two desired states (files, git:REV, or published versions).
     Diff(DiffArgs),
+    /// The OCI history as `git log --oneline` shows it; `--verify` checks the chain.
+    Log(LogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The desired-state repository (default: desiredStateRepository of the config).
+    #[arg(env = "MARGO_GITOPS_DESIRED_STATE_REPOSITORY")]
+    pub repository: Option<String>,
+
+    /// Check the previous-version chain and that each commit is in the branch's history.
+    #[arg(long)]
+    pub verify: bool,
+
+    /// The branch the versions must come from (for --verify); HEAD by default.
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]

@@ -75,14 +75,14 @@ pub struct Committed {
 }
 
 /// The parts of a published version that decide what it is.
-struct Existing {
-    digest: Digest,
-    revision: Option<String>,
-    time: Option<String>,
-    docs: Vec<String>,
+pub(crate) struct Existing {
+    pub digest: Digest,
+    pub revision: Option<String>,
+    pub time: Option<String>,
+    pub docs: Vec<String>,
 }
 
-fn existing(m: &Manifest) -> Result<Existing> {
+pub(crate) fn existing(m: &Manifest) -> Result<Existing> {
     let image = m.image()?;
     let ann = image.annotations.unwrap_or_default();
     Ok(Existing {
@@ -99,12 +99,12 @@ fn existing(m: &Manifest) -> Result<Existing> {
 }
 
 /// The bytes of one version: its blobs and its manifest.
-struct Built {
-    blobs: Vec<Vec<u8>>,
-    manifest: Manifest,
+pub(crate) struct Built {
+    pub blobs: Vec<Vec<u8>>,
+    pub manifest: Manifest,
 }
 
-fn build(req: &CommitRequest, tag: &str, previous: Option<&Digest>) -> Result<Built> {
+pub(crate) fn build(req: &CommitRequest, tag: &str, previous: Option<&Digest>) -> Result<Built> {
     let mut blobs = Vec::new();
     let mut layers = Vec::new();
     let mut deployments = Vec::new();
@@ -332,8 +332,8 @@ pub async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
             for b in &built.blobs {
                 store.push_blob_bytes(b).await?;
             }
-            store.put_manifest(&built.manifest, None).await?;
-            store.put_manifest(&built.manifest, Some(&tag)).await?;
+            store.put_manifest(&built.manifest).await?;
+            store.set_tag(&built.manifest, &tag).await?;
             result.published = true;
         }
     }
@@ -342,7 +342,7 @@ pub async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
             what: format!("version {tag}"),
             hint: None,
         })?;
-        store.put_manifest(&ours, Some(DESIRED_TAG)).await?;
+        store.set_tag(&ours, DESIRED_TAG).await?;
         result.desired_moved = true;
         watch_desired(&store, &ours, req.git, req.ancestry).await?;
     }
@@ -376,7 +376,7 @@ async fn watch_desired(
         let e = existing(&now)?;
         match e.revision.as_deref() {
             Some(theirs) if theirs != git.commit && ancestry(theirs, &git.commit) == Some(true) => {
-                store.put_manifest(ours, Some(DESIRED_TAG)).await?;
+                store.set_tag(ours, DESIRED_TAG).await?;
             }
             // Someone newer (or unrelated) holds it now: theirs to keep.
             _ => return Ok(()),

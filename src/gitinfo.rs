@@ -346,3 +346,39 @@ impl GitRepo {
             .collect())
     }
 }
+
+impl GitRepo {
+    /// The first-parent chain from `tip`, newest first.
+    pub fn first_parents(&self, tip: &str) -> crate::Result<Vec<String>> {
+        let walk = self
+            .repo
+            .rev_walk([self.oid(tip)?])
+            .first_parent_only()
+            .all()
+            .map_err(|e| git_err(tip, e))?;
+        let mut out = Vec::new();
+        for info in walk {
+            out.push(info.map_err(|e| git_err(tip, e))?.id.to_string());
+        }
+        Ok(out)
+    }
+
+    /// The blob id of `path` in `commit`, if it is a file there.
+    pub fn blob_id(&self, commit: &str, path: &Path) -> crate::Result<Option<String>> {
+        let clean: PathBuf = path
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        let tree = self
+            .repo
+            .find_commit(self.oid(commit)?)
+            .map_err(|e| git_err(commit, e))?
+            .tree()
+            .map_err(|e| git_err(commit, e))?;
+        Ok(tree
+            .lookup_entry_by_path(&clean)
+            .map_err(|e| git_err(&clean.display().to_string(), e))?
+            .filter(|e| e.mode().is_blob())
+            .map(|e| e.object_id().to_string()))
+    }
+}

@@ -30,6 +30,7 @@ pub mod image;
 pub mod location;
 pub mod margo_app;
 pub mod media;
+pub mod mirror;
 pub mod package;
 pub mod pipeline;
 pub mod progress;

@@ -155,6 +155,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("package show {}", a.reference))?;
             report::shown(&shown, a.json)?;
         }
+        Command::Mirror(a) => {
+            let ws = Workspace::discover()?;
+            let repo = ws.repo.as_ref().ok_or_else(|| {
+                margo_gitops::Error::Usage("mirror runs inside a git repository".into())
+            })?;
+            let req = margo_gitops::mirror::MirrorRequest {
+                to: ws.desired_repository(a.to.as_deref())?,
+                branch: a.branch,
+                since: a.since,
+                package_repository: a.package,
+                skip_missing: a.skip_missing,
+                allow_rewrite: a.allow_rewrite,
+                options: RenderOptions::default(),
+                connect: ws.connect(&connect(&a.registry)?)?,
+                source_url: margo_gitops::gitinfo::discover(&ws.root).and_then(|g| g.source),
+            };
+            let mirrored = margo_gitops::mirror::mirror(repo, &req)
+                .await
+                .context("mirror")?;
+            report::mirrored(&mirrored, a.json)?;
+        }
+        Command::DesiredState(DesiredState::Log(a)) => {
+            let ws = Workspace::discover()?;
+            let repo = ws.desired_repository(a.repository.as_deref())?;
+            let entries = margo_gitops::mirror::log(
+                ws.repo.as_ref(),
+                &repo,
+                &ws.connect(&connect(&a.registry)?)?,
+                a.verify,
+                a.branch.as_deref(),
+            )
+            .await
+            .with_context(|| format!("desired-state log {repo}"))?;
+            let breaks = report::logged(&entries, a.json)?;
+            if breaks > 0 {
+                return Err(margo_gitops::Error::invalid(format!(
+                    "{breaks} break(s) in the version history"
+                ))
+                .into());
+            }
+        }
         Command::Hook(Hook::PrePush(a)) => {
             let ws = Workspace::discover()?;
             let repo = ws.repo.as_ref().ok_or_else(|| {

@@ -339,12 +339,12 @@ pub async fn publish(opts: &PublishOptions) -> Result<Published> {
     }
     for (p, store) in plans.iter().zip(&stores) {
         if store.resolve(p.manifest.digest.as_str()).await?.is_none() {
-            store.put_manifest(&p.manifest, None).await?;
+            store.put_manifest(&p.manifest).await?;
         }
     }
     for ((p, store), result) in plans.iter().zip(&stores).zip(&mut results) {
         for tag in &p.tags {
-            if store.put_manifest(&p.manifest, Some(tag)).await? {
+            if store.set_tag(&p.manifest, tag).await? {
                 result.tags_moved.push(tag.clone());
             }
         }

@@ -314,3 +314,72 @@ pub fn hook_outcome(o: &margo_gitops::hook::Outcome) -> std::io::Result<()> {
         Outcome::NotInstalled(p) => writeln!(out, "no pre-push hook to remove at {}", p.display()),
     }
 }
+
+pub fn mirrored(m: &margo_gitops::mirror::Mirrored, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, m)?;
+        return writeln!(out);
+    }
+    if m.up_to_date {
+        writeln!(
+            out,
+            "{}: up to date ({} versions, desired at {})",
+            m.repository,
+            m.present,
+            m.desired.as_deref().unwrap_or("-")
+        )?;
+        return Ok(());
+    }
+    writeln!(out, "mirrored into {}", m.repository)?;
+    writeln!(
+        out,
+        "  published  {} version(s){}",
+        m.published.len(),
+        if m.published.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", m.published.join(", "))
+        }
+    )?;
+    writeln!(out, "  present    {} version(s), untouched", m.present)?;
+    for s in &m.skipped {
+        writeln!(
+            out,
+            "  skipped    {} {} ({})",
+            s.commit, s.subject, s.reason
+        )?;
+    }
+    match (&m.desired, m.desired_moved) {
+        (Some(d), true) => writeln!(out, "  desired    now {d}"),
+        (Some(d), false) => writeln!(out, "  desired    already {d}"),
+        (None, _) => writeln!(out, "  desired    unchanged: nothing to mirror"),
+    }
+}
+
+/// Prints the log; returns how many versions have problems.
+pub fn logged(entries: &[margo_gitops::mirror::LogEntry], json: bool) -> std::io::Result<usize> {
+    let mut out = std::io::stdout().lock();
+    let breaks = entries.iter().filter(|e| !e.problems.is_empty()).count();
+    if json {
+        serde_json::to_writer_pretty(&mut out, entries)?;
+        writeln!(out)?;
+        return Ok(breaks);
+    }
+    for e in entries {
+        let v = &e.version;
+        writeln!(
+            out,
+            "{}{} {} {} {}",
+            if v.desired { "* " } else { "  " },
+            v.tag,
+            &v.digest.as_str()[7..19],
+            short(v.revision.as_deref()),
+            v.subject.as_deref().unwrap_or("")
+        )?;
+        for p in &e.problems {
+            writeln!(out, "    ! {p}")?;
+        }
+    }
+    Ok(breaks)
+}

@@ -9,7 +9,7 @@ const POC_VALUES: &str = "adminName: Ada Lovelace\nadminPrincipalName: ada@examp
 
 /// A git repository holding the poc app, a config and one deployment, with its package
 /// published to `reg`; one commit dated 2024-01-02.
-fn gitops_repo(env: &Env, reg: &Registry) {
+pub(crate) fn gitops_repo(env: &Env, reg: &Registry) {
     env.poc_app(reg);
     env.cli("package prepare app --plain-http --image")
         .arg(format!("web={}", fixtures().oci_archive.display()))
@@ -37,7 +37,7 @@ fn gitops_repo(env: &Env, reg: &Registry) {
     git_commit(env, "2024-01-02T03:04:05Z", "first desired state");
 }
 
-fn git_commit(env: &Env, date: &str, message: &str) {
+pub(crate) fn git_commit(env: &Env, date: &str, message: &str) {
     sh(&format!(
         "cd {}; [ -d .git ] || git init -q -b main; git add -A; GIT_AUTHOR_DATE={date} GIT_COMMITTER_DATE={date} git -c user.name=Test -c user.email=test@example.org commit -q --allow-empty -m '{message}'",
         env.work().display()
@@ -73,7 +73,7 @@ fn second_commit(env: &Env) -> (String, String) {
     (old, head(env))
 }
 
-fn head(env: &Env) -> String {
+pub(crate) fn head(env: &Env) -> String {
     String::from_utf8(sh(&format!("cd {}; git rev-parse HEAD", env.work().display())).stdout)
         .unwrap()
         .trim()

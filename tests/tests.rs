@@ -8,6 +8,7 @@ mod desired;
 mod errors;
 mod hooks;
 mod interop;
+mod mirror;
 mod prepare;
 mod publish;
 mod registries;

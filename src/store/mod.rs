@@ -209,25 +209,28 @@ impl Store {
         }
     }
 
-    /// The digest a tag points at, without fetching the manifest where the store allows.
+    /// The digest a tag (or digest) points at, or `None`. One request for a registry,
+    /// found or not (a HEAD would cost a second one on a miss).
     pub async fn resolve(&self, selector: &str) -> Result<Option<Digest>> {
+        Ok(self.manifest(selector).await?.map(|m| m.digest))
+    }
+
+    /// Writes a manifest by its digest; its blobs must be in the store already.
+    pub async fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
         match self {
-            Store::Registry(r) => r.resolve(selector).await,
-            Store::Layout(l) => Ok(l.manifest(selector)?.map(|m| m.digest)),
+            Store::Registry(r) => r.push_manifest(manifest, manifest.digest.as_str()).await,
+            Store::Layout(l) => l.put_manifest(manifest, None),
         }
     }
 
-    /// Writes a manifest (whose blobs must be in the store), then points `tag` at it.
-    /// Returns true when anything changed.
-    pub async fn put_manifest(&self, manifest: &Manifest, tag: Option<&str>) -> Result<bool> {
-        if let Some(tag) = tag {
-            if self.resolve(tag).await?.as_ref() == Some(&manifest.digest) {
-                return Ok(false);
-            }
+    /// Points `tag` at a manifest that is in the store; false when it pointed there already.
+    pub async fn set_tag(&self, manifest: &Manifest, tag: &str) -> Result<bool> {
+        if self.resolve(tag).await?.as_ref() == Some(&manifest.digest) {
+            return Ok(false);
         }
         match self {
-            Store::Registry(r) => r.put_manifest(manifest, tag).await?,
-            Store::Layout(l) => l.put_manifest(manifest, tag)?,
+            Store::Registry(r) => r.push_manifest(manifest, tag).await?,
+            Store::Layout(l) => l.put_manifest(manifest, Some(tag))?,
         }
         Ok(true)
     }

@@ -364,53 +364,34 @@ impl RegistryStore {
         }
     }
 
-    pub async fn resolve(&self, selector: &str) -> Result<Option<Digest>> {
-        match self
-            .client
-            .fetch_manifest_digest(&self.reference(Some(selector)), &self.auth)
-            .await
-        {
-            Ok(d) => Ok(Some(d.parse()?)),
-            Err(e) => match self.error(e, &format!("manifest {selector}")) {
-                Error::NotFound { .. } => Ok(None),
-                other => Err(other),
-            },
-        }
-    }
-
-    pub async fn put_manifest(&self, manifest: &Manifest, tag: Option<&str>) -> Result<()> {
+    /// PUTs a manifest under `selector`: its digest, or a tag.
+    pub async fn push_manifest(&self, manifest: &Manifest, selector: &str) -> Result<()> {
         let content_type = manifest.media_type.parse().map_err(|_| {
             Error::invalid(format!(
                 "media type `{}` is not a valid header",
                 manifest.media_type
             ))
         })?;
-        // By digest first, so that the tag is written only once the manifest is in.
+        let what = if selector.starts_with("sha256:") {
+            format!("manifest {selector}")
+        } else {
+            format!("tag {selector}")
+        };
         self.client
             .push_manifest_raw(
-                &self.reference(Some(manifest.digest.as_str())),
+                &self.reference(Some(selector)),
                 manifest.bytes.clone(),
                 content_type,
             )
             .await
-            .map_err(|e| self.error(e, &format!("manifest {}", manifest.digest)))?;
-        if let Some(tag) = tag {
-            let content_type = manifest.media_type.parse().expect("parsed above");
-            self.client
-                .push_manifest_raw(
-                    &self.reference(Some(tag)),
-                    manifest.bytes.clone(),
-                    content_type,
-                )
-                .await
-                .map_err(|e| self.error(e, &format!("tag {tag}")))?;
-        }
+            .map_err(|e| self.error(e, &what))?;
         Ok(())
     }
 
     pub async fn tags(&self) -> Result<Vec<String>> {
         const PAGE: usize = 1000;
         let mut all = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut last: Option<String> = None;
         loop {
             let page = match self
@@ -429,12 +410,22 @@ impl RegistryStore {
                     other => return Err(other),
                 },
             };
-            let full = page.len() >= PAGE;
-            last = page.last().cloned();
-            all.extend(page);
-            if !full {
+            // A registry that ignores `n` (CNCF Distribution 2.8 does) sends everything at
+            // once; one that pages sends at most `n`, each page after `last`.
+            if page.len() > PAGE {
+                return Ok(page);
+            }
+            let full = page.len() == PAGE;
+            let before = all.len();
+            for t in page {
+                if seen.insert(t.clone()) {
+                    all.push(t);
+                }
+            }
+            if !full || all.len() == before {
                 return Ok(all);
             }
+            last = all.last().cloned();
         }
     }
 }

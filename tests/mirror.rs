@@ -1,0 +1,218 @@
+//! `mirror` and `desired-state log`: git history mirrored into OCI versions, on real git
+//! repositories built with fixed dates and a real registry.
+
+use std::process::Command;
+
+use crate::desired::{git_commit, gitops_repo, head};
+use crate::util::{run, sh, Env, Registry};
+
+const REPO: &str = "acme/poc-app-desired";
+
+/// Adds to `gitops_repo`'s first commit: commits that change the values, commits that
+/// change nothing mirrored, a merged side branch and a revert. Returns how many commits
+/// change the desired state (the first one included).
+fn history(env: &Env) -> usize {
+    let w = env.work();
+    let mut changing = 1;
+    for i in 1..=12 {
+        let day = format!("2024-01-{:02}T10:00:00Z", i + 2);
+        if i % 3 == 0 {
+            env.write("README.md", &format!("notes {i}\n"));
+            git_commit(env, &day, &format!("notes {i}"));
+        } else {
+            env.write(
+                "deployments/site-0001.yaml",
+                &format!("siteId: site-{i:04}\npollFrequency: {i}s\n"),
+            );
+            git_commit(env, &day, &format!("site {i}"));
+            changing += 1;
+        }
+    }
+    // A side branch changes the values; main merges it (one first-parent change).
+    sh(&format!("cd {}; git checkout -q -b side", w.display()));
+    env.write(
+        "deployments/site-0001.yaml",
+        "siteId: from-side\npollFrequency: 5s\n",
+    );
+    git_commit(env, "2024-01-20T10:00:00Z", "side change");
+    env.write("README.md", "side notes\n");
+    git_commit(env, "2024-01-21T10:00:00Z", "side notes");
+    sh(&format!(
+        "cd {}; git checkout -q main; GIT_AUTHOR_DATE=2024-01-22T10:00:00Z GIT_COMMITTER_DATE=2024-01-22T10:00:00Z git -c user.name=Test -c user.email=test@example.org merge -q --no-ff -m 'merge side' side",
+        w.display()
+    ));
+    changing += 1;
+    // A revert brings the state back: still a change from its parent.
+    sh(&format!(
+        "cd {}; GIT_AUTHOR_DATE=2024-01-23T10:00:00Z GIT_COMMITTER_DATE=2024-01-23T10:00:00Z git -c user.name=Test -c user.email=test@example.org revert --no-edit -m 1 HEAD >/dev/null",
+        w.display()
+    ));
+    changing += 1;
+    changing
+}
+
+fn version_tags(reg: &Registry) -> Vec<String> {
+    reg.tags(REPO)
+        .into_iter()
+        .filter(|t| t != "desired")
+        .collect()
+}
+
+#[test]
+fn mirror_backfills_once_then_publishes_only_what_is_new() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    gitops_repo(&env, &reg);
+    let changing = history(&env);
+    env.cli("mirror")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(format!(
+            "published  {changing} version(s)"
+        )));
+    assert_eq!(version_tags(&reg).len(), changing);
+    env.cli("desired-state log --verify")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("Revert \"merge side\""));
+
+    // The second run publishes nothing, and asks the registry a constant few things.
+    let (writes, requests) = (reg.writes(), reg.requests().len());
+    env.cli("mirror")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("up to date"));
+    assert_eq!(reg.writes(), writes);
+    let asked = reg.requests().len() - requests;
+    assert!(
+        asked <= 6,
+        "a no-op mirror made {asked} requests: {:?}",
+        &reg.requests()[requests..]
+    );
+
+    // New commits: only they are published, and `desired` follows the branch head.
+    env.write(
+        "deployments/site-0001.yaml",
+        "siteId: site-new\npollFrequency: 1s\n",
+    );
+    git_commit(&env, "2024-02-01T00:00:00Z", "new site");
+    env.write("README.md", "more notes\n");
+    git_commit(&env, "2024-02-02T00:00:00Z", "more notes");
+    env.cli("mirror")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "published  1 version(s): 20240201000000",
+        ))
+        .stdout(predicates::str::contains(format!(
+            "present    {changing} version(s)"
+        )));
+    env.cli("desired-state log")
+        .assert()
+        .success()
+        .stdout(predicates::str::starts_with("* 20240201000000"));
+}
+
+#[test]
+fn a_deleted_version_comes_back_with_the_same_digest() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    gitops_repo(&env, &reg);
+    history(&env);
+    env.cli("mirror").assert().success();
+    let tag = "20240106100000";
+    let digest_of = |tag: &str| {
+        let out = run(Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}:{tag}", reg.repo(REPO))));
+        crate::util::sha256_hex(&out.stdout)
+    };
+    let before = digest_of(tag);
+    run(Command::new("skopeo")
+        .args(["delete", "--tls-verify=false"])
+        .arg(format!("docker://{}:{tag}", reg.repo(REPO))));
+    assert!(!version_tags(&reg).contains(&tag.to_string()));
+    env.cli("desired-state log --verify")
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("is not in the repository"));
+    env.cli("mirror")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(format!(
+            "published  1 version(s): {tag}"
+        )));
+    assert_eq!(digest_of(tag), before, "rendering is reproducible");
+    env.cli("desired-state log --verify").assert().success();
+}
+
+#[test]
+fn a_force_push_is_reported_and_mirrored_only_when_allowed() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    gitops_repo(&env, &reg);
+    history(&env);
+    env.cli("mirror").assert().success();
+    sh(&format!(
+        "cd {}; git reset -q --hard HEAD~4",
+        env.work().display()
+    ));
+    env.write(
+        "deployments/site-0001.yaml",
+        "siteId: rewritten\npollFrequency: 9s\n",
+    );
+    git_commit(&env, "2024-03-01T00:00:00Z", "rewritten history");
+    env.cli("mirror")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("history was rewritten"))
+        .stderr(predicates::str::contains("--allow-rewrite"));
+    env.cli("mirror --allow-rewrite")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("desired    now 20240301000000"));
+    let out = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}:desired", reg.repo(REPO))));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        m["annotations"]["org.opencontainers.image.revision"],
+        head(&env)
+    );
+}
+
+#[test]
+fn a_commit_whose_package_is_missing_fails_the_run_unless_skipped() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    gitops_repo(&env, &reg);
+    let writes = reg.writes();
+    let margo = std::fs::read_to_string(env.work().join("app/margo.yaml")).unwrap();
+    env.write(
+        "app/margo.yaml",
+        &margo.replace("version: 1.2.0", "version: 9.9.9"),
+    );
+    git_commit(
+        &env,
+        "2024-01-05T00:00:00Z",
+        "bump to an unpublished version",
+    );
+    let short = &head(&env)[..7];
+    env.cli("mirror")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(format!(
+            "{short} bump to an unpublished version"
+        )))
+        .stderr(predicates::str::contains("--skip-missing"));
+    assert_eq!(reg.writes(), writes, "nothing pushed");
+    env.cli("mirror --skip-missing")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(format!(
+            "skipped    {short} bump to an unpublished version"
+        )))
+        .stdout(predicates::str::contains(
+            "published  1 version(s): 20240102030405",
+        ));
+}
