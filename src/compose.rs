@@ -233,20 +233,8 @@ impl ComposeApp {
         for (name, config) in &compose.configs {
             if let Resource::Compose(c) = config {
                 if let compose_spec::config::Source::File(path) = &c.source {
-                    add("configs", path, true).map_err(|e| match e {
-                        Error::Invalid {
-                            file,
-                            line,
-                            message,
-                            hint,
-                        } => Error::Invalid {
-                            file,
-                            line,
-                            message: format!("config `{name}`: {message}"),
-                            hint,
-                        },
-                        other => other,
-                    })?;
+                    add("configs", path, true)
+                        .map_err(|e| e.in_context(&format!("config `{name}`")))?;
                 }
             }
         }

@@ -114,6 +114,26 @@ impl Error {
         self
     }
 
+    /// Puts `context` (`commit abc1234 (subject)`, `config `site``) in front of the message
+    /// of a check failure or a usage error; other errors say enough already.
+    pub fn in_context(self, context: &str) -> Self {
+        match self {
+            Error::Invalid {
+                file,
+                line,
+                message,
+                hint,
+            } => Error::Invalid {
+                file,
+                line,
+                message: format!("{context}: {message}"),
+                hint,
+            },
+            Error::Usage(m) => Error::Usage(format!("{context}: {m}")),
+            other => other,
+        }
+    }
+
     /// Wraps an I/O error with the action and the path it concerns.
     pub fn io(
         action: &'static str,

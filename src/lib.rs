@@ -9,10 +9,18 @@
 //! - [`package`] builds a Margo Compose Archive (`package prepare`);
 //! - [`publish`] lays packages out as OCI artifacts and pushes them (`package publish`);
 //! - [`show`] describes what a reference holds (`package show`);
+//! - [`config`] reads `.margo-gitops.yaml`; [`source`] reads inputs from the work tree or a commit;
+//! - [`render`] renders ApplicationDeployments with minijinja;
+//! - [`yamltree`] and [`validate`] check them against the Margo model, with lines;
+//! - [`desired`] publishes desired-state versions and the `desired` tag, and shows them;
+//! - [`diff`] compares two desired states by meaning;
+//! - [`pipeline`] chains render, validate and publish for the commands;
+//! - [`mirror`] mirrors a branch's history into versions, and verifies the chain;
+//! - [`hook`] runs the pre-push and pre-commit checks and installs the hook;
 //! - [`store`] reads and writes OCI content in registries and image-layout folders;
 //! - [`location`] parses where content lives (`oci-layout:PATH` or a registry reference);
 //! - [`credentials`] finds registry credentials the way Docker and ORAS do;
-//! - [`gitinfo`] reads the commit, its time and the source URL from git;
+//! - [`gitinfo`] reads commits, trees and history with gix;
 //! - [`digest`] and [`media`] hold content digests and media types;
 //! - [`progress`] reports long transfers on a terminal and in CI logs.
 

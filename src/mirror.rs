@@ -338,21 +338,7 @@ fn in_commit(repo: &GitRepo, commit: &str, e: Error) -> Error {
         .commit(commit)
         .map(|c| format!("commit {} ({})", c.short_commit, c.subject))
         .unwrap_or_else(|_| format!("commit {commit}"));
-    match e {
-        Error::Invalid {
-            file,
-            line,
-            message,
-            hint,
-        } => Error::Invalid {
-            file,
-            line,
-            message: format!("{label}: {message}"),
-            hint,
-        },
-        Error::Usage(m) => Error::Usage(format!("{label}: {m}")),
-        other => other,
-    }
+    e.in_context(&label)
 }
 
 /// `desired-state log`: the OCI history as `git log --oneline` shows it, and its checks.
