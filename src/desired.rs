@@ -10,9 +10,9 @@
 //! annotations carry the commit, its time and subject, `manifestVersion` (the first-parent
 //! commit count) and the digest of the version `desired` held before, so versions chain.
 //! `desired` moves only when the content changed and never back to an ancestor of the
-//! commit it holds. Registries have no compare-and-swap for tags, so after moving it a
-//! committer watches it briefly and puts it back if an older commit overwrote it: two
-//! racing committers end with `desired` at the newer commit.
+//! commit it holds. Registries have no compare-and-swap for tags, so a committer reads
+//! `desired` again just before moving it, then watches it briefly and puts it back if an
+//! older commit overwrote it: two racing committers end with `desired` at the newer commit.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -342,9 +342,30 @@ pub async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
             what: format!("version {tag}"),
             hint: None,
         })?;
-        store.set_tag(&ours, DESIRED_TAG).await?;
-        result.desired_moved = true;
-        watch_desired(&store, &ours, req.git, req.ancestry).await?;
+        // Publishing took a while: ask again just before moving, so that the window in
+        // which a newer committer's move could be overwritten is one request wide.
+        let now = match store.manifest(DESIRED_TAG).await? {
+            Some(m) => Some(existing(&m)?),
+            None => None,
+        };
+        let moved_meanwhile =
+            now.as_ref().map(|n| &n.digest) != current.as_ref().map(|c| &c.digest);
+        let still_ours = match now.as_ref().filter(|_| moved_meanwhile) {
+            Some(n) => match may_move(n, req.git, req.ancestry) {
+                Ok(Ok(())) => true,
+                Ok(Err(note)) => {
+                    result.note = Some(note);
+                    false
+                }
+                Err(_) => false,
+            },
+            None => true,
+        };
+        if still_ours {
+            store.set_tag(&ours, DESIRED_TAG).await?;
+            result.desired_moved = true;
+            watch_desired(&store, &ours, req.git, req.ancestry).await?;
+        }
     }
     Ok(result)
 }
