@@ -11,4 +11,5 @@ mod interop;
 mod mirror;
 mod prepare;
 mod publish;
+mod quickstart;
 mod registries;
