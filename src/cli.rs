@@ -29,6 +29,18 @@ pub enum Command {
     Hook(Hook),
     /// Mirror the git history of the desired state into OCI versions (backfill, incremental).
     Mirror(MirrorArgs),
+    /// Signing keys.
+    #[command(subcommand)]
+    Key(Key),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Key {
+    /// Write a new P-256 key pair: PREFIX.key (private, mode 0600) and PREFIX.pub.
+    Generate {
+        /// Path and name of the pair, without extension.
+        prefix: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -263,6 +275,35 @@ pub enum Package {
     Publish(PublishArgs),
     /// Show what a reference holds: manifest, layers, annotations, tags, signatures.
     Show(ShowArgs),
+    /// Sign a published package (its signature is added beside it; the package is untouched).
+    Sign(SignArgs),
+    /// Verify that a published package carries a valid signature by a key.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The package: `registry/name:tag`, `…@sha256:…` or `oci-layout:PATH:tag`.
+    pub reference: String,
+    /// How to sign: `key:PATH` (a P-256 private key, PEM).
+    #[arg(long, value_name = "MODE", env = "MARGO_GITOPS_SIGN")]
+    pub sign: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The package: `registry/name:tag`, `…@sha256:…` or `oci-layout:PATH:tag`.
+    pub reference: String,
+    /// The public key (PEM) the signature must verify with.
+    #[arg(long, value_name = "PUB")]
+    pub key: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +384,15 @@ pub struct PublishArgs {
     /// Another tag to point at the package (repeatable), e.g. `latest` for PoC consumers.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+
+    /// Sign the package: `none` or `key:PATH` (a P-256 private key, PEM).
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "none",
+        env = "MARGO_GITOPS_SIGN"
+    )]
+    pub sign: String,
 
     /// Print the result as JSON.
     #[arg(long)]

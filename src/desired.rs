@@ -365,6 +365,7 @@ pub async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
             store.set_tag(&ours, DESIRED_TAG).await?;
             result.desired_moved = true;
             watch_desired(&store, &ours, req.git, req.ancestry).await?;
+            converge(&store, &tag, req.git, req.ancestry).await?;
         }
     }
     Ok(result)
@@ -401,6 +402,50 @@ async fn watch_desired(
             }
             // Someone newer (or unrelated) holds it now: theirs to keep.
             _ => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// Hands `desired` on to a newer version of the branch, if one was published meanwhile.
+///
+/// Every committer publishes its version before it moves `desired`, so a committer that
+/// finds a version of a descendant commit after its own move knows that a newer committer
+/// ran alongside it, and makes sure `desired` ends there, however late its own move landed.
+async fn converge(
+    store: &Store,
+    our_tag: &str,
+    git: &CommitInfo,
+    ancestry: Ancestry<'_>,
+) -> Result<()> {
+    let mut later: Vec<String> = store
+        .tags()
+        .await?
+        .into_iter()
+        .filter(|t| is_version_tag(t) && t.as_str() > our_tag)
+        .collect();
+    later.sort_by(|a, b| b.cmp(a));
+    for t in later {
+        let Some(m) = store.manifest(&t).await? else {
+            continue;
+        };
+        let e = existing(&m)?;
+        let Some(rev) = e.revision.as_deref() else {
+            continue;
+        };
+        if rev != git.commit && ancestry(&git.commit, rev) == Some(true) {
+            let holds = match store.manifest(DESIRED_TAG).await? {
+                Some(d) => existing(&d)?.revision,
+                None => None,
+            };
+            // Move only from ours or an older one: never over an even newer commit.
+            if holds
+                .as_deref()
+                .is_none_or(|h| ancestry(h, rev) == Some(true) && h != rev)
+            {
+                store.set_tag(&m, DESIRED_TAG).await?;
+            }
+            return Ok(());
         }
     }
     Ok(())

@@ -45,6 +45,7 @@ pub mod progress;
 pub mod publish;
 pub mod render;
 pub mod show;
+pub mod sign;
 pub mod source;
 pub mod store;
 pub mod validate;

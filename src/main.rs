@@ -143,6 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 extra_tags: a.tags,
                 connect,
+                sign: a.sign.parse()?,
             };
             let published = publish::publish(&opts)
                 .await
@@ -154,6 +155,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("package show {}", a.reference))?;
             report::shown(&shown, a.json)?;
+        }
+        Command::Package(Package::Sign(a)) => {
+            let mode: margo_gitops::sign::SignMode = a.sign.parse()?;
+            let (digest, referrer) =
+                margo_gitops::sign::sign_reference(&a.reference, &mode, &connect(&a.registry)?)
+                    .await
+                    .with_context(|| format!("package sign {}", a.reference))?;
+            report::signed(&a.reference, &digest, referrer.as_ref())?;
+        }
+        Command::Package(Package::Verify(a)) => {
+            let verified = margo_gitops::sign::verify(&a.reference, &a.key, &connect(&a.registry)?)
+                .await
+                .with_context(|| format!("package verify {}", a.reference))?;
+            report::verified(&verified, a.json)?;
+        }
+        Command::Key(cli::Key::Generate { prefix }) => {
+            let (key, public) = margo_gitops::sign::generate(&prefix)?;
+            println!(
+                "wrote {} (private, keep it secret) and {}",
+                key.display(),
+                public.display()
+            );
         }
         Command::Mirror(a) => {
             let ws = Workspace::discover()?;

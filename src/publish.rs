@@ -38,6 +38,7 @@ pub struct PublishOptions {
     pub format: Format,
     pub extra_tags: Vec<String>,
     pub connect: Connect,
+    pub sign: crate::sign::SignMode,
 }
 
 /// One artifact as published.
@@ -52,6 +53,8 @@ pub struct PublishedArtifact {
     pub blobs_present: usize,
     /// Tags that now point somewhere new.
     pub tags_moved: Vec<String>,
+    /// The signature's referrer manifest, when the artifact was signed.
+    pub signature: Option<Digest>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -160,6 +163,7 @@ fn title(path: &Path) -> String {
 
 pub async fn publish(opts: &PublishOptions) -> Result<Published> {
     let (d, descriptor_path) = Descriptor::find(&opts.input)?;
+    let signer = crate::sign::Signer::new(&opts.sign)?;
     let base = descriptor_path
         .parent()
         .unwrap_or(Path::new("."))
@@ -335,12 +339,19 @@ pub async fn publish(opts: &PublishOptions) -> Result<Published> {
             blobs_uploaded: up,
             blobs_present: present,
             tags_moved: Vec::new(),
+            signature: None,
         });
     }
     for (p, store) in plans.iter().zip(&stores) {
         if store.resolve(p.manifest.digest.as_str()).await?.is_none() {
             store.put_manifest(&p.manifest).await?;
         }
+    }
+    // The package (the first artifact) is signed before any tag moves.
+    if let (Some(signer), Some(p), Some(store), Some(result)) =
+        (&signer, plans.first(), stores.first(), results.first_mut())
+    {
+        result.signature = Some(signer.attach(store, &p.manifest).await?);
     }
     for ((p, store), result) in plans.iter().zip(&stores).zip(&mut results) {
         for tag in &p.tags {

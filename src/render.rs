@@ -145,7 +145,22 @@ pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<Packa
         url: blob_url(&target.repo, d, connect.plain_http),
     };
     let (registry, repository, oci) = coordinates(&target.repo);
+    let signature = crate::sign::signatures(&store, &manifest.digest)
+        .await?
+        .into_iter()
+        .next();
     Ok(PackageInfo {
+        signer: signature
+            .as_ref()
+            .and_then(|(f, _)| f.key_hint.as_ref())
+            .map(|h| format!("key {h}")),
+        signature: signature.map(|(f, b)| {
+            blob(
+                &f.bundle_digest,
+                b.len() as i64,
+                crate::sign::BUNDLE_MEDIA_TYPE,
+            )
+        }),
         reference: format!("{}:{tag}", target.repo),
         registry,
         repository,
@@ -153,9 +168,7 @@ pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<Packa
         tag,
         oci,
         archive: blob(&layer.digest, layer.size, &layer.media_type),
-        signature: None,
         key: None,
-        signer: None,
     })
 }
 

@@ -76,6 +76,12 @@ pub fn published(p: &Published, json: bool) -> std::io::Result<()> {
             "    blobs  {} uploaded, {} already there",
             a.blobs_uploaded, a.blobs_present
         )?;
+        if let Some(sig) = &a.signature {
+            writeln!(
+                out,
+                "    signed {sig} (Sigstore bundle, a referrer of the package)"
+            )?;
+        }
     }
     if let Some(first) = p.artifacts.first() {
         writeln!(
@@ -134,9 +140,20 @@ pub fn shown(s: &Shown, json: bool) -> std::io::Result<()> {
             )?;
         }
     }
-    if s.referrers.is_empty() {
+    if s.signatures.is_empty() {
         writeln!(out, "signatures: none")?;
     } else {
+        writeln!(out, "signatures:")?;
+        for sig in &s.signatures {
+            writeln!(
+                out,
+                "  sigstore bundle {}  key {}",
+                sig.referrer,
+                sig.key_hint.as_deref().unwrap_or("(keyless)")
+            )?;
+        }
+    }
+    if !s.referrers.is_empty() {
         writeln!(out, "referrers:")?;
         for r in &s.referrers {
             writeln!(
@@ -382,4 +399,31 @@ pub fn logged(entries: &[margo_gitops::mirror::LogEntry], json: bool) -> std::io
         }
     }
     Ok(breaks)
+}
+
+pub fn signed(
+    reference: &str,
+    digest: &margo_gitops::digest::Digest,
+    referrer: Option<&margo_gitops::digest::Digest>,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match referrer {
+        Some(r) => writeln!(out, "signed {reference} ({digest})\n  signature {r}"),
+        None => writeln!(out, "not signed: --sign none"),
+    }
+}
+
+pub fn verified(v: &margo_gitops::sign::Verified, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, v)?;
+        return writeln!(out);
+    }
+    writeln!(out, "verified {} ({})", v.reference, v.digest)?;
+    writeln!(
+        out,
+        "  signature {} by key {}",
+        v.signature.referrer,
+        v.signature.key_hint.as_deref().unwrap_or("?")
+    )
 }

@@ -31,6 +31,7 @@ pub struct Shown {
     pub manifests: Vec<Layer>,
     pub tags: Vec<String>,
     pub referrers: Vec<Layer>,
+    pub signatures: Vec<crate::sign::Found>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +105,7 @@ pub async fn show(reference: &str, connect: &Connect) -> Result<Shown> {
         manifests: Vec::new(),
         tags,
         referrers: Vec::new(),
+        signatures: Vec::new(),
     };
     if manifest.is_index() {
         let index = manifest.index()?;
@@ -144,6 +146,11 @@ pub async fn show(reference: &str, connect: &Connect) -> Result<Shown> {
                 shown.referrers.push(l);
             }
         }
+        shown.signatures = crate::sign::signatures(&store, &manifest.digest)
+            .await?
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
     }
     Ok(shown)
 }

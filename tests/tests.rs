@@ -13,3 +13,4 @@ mod prepare;
 mod publish;
 mod quickstart;
 mod registries;
+mod sign;
