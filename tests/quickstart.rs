@@ -66,7 +66,23 @@ fn the_quickstart_runs_from_a_fresh_clone() {
     let tags = run(Command::new("umoci")
         .args(["ls", "--layout"])
         .arg(clone.join("target/oci/poc-app")));
-    assert_eq!(String::from_utf8_lossy(&tags.stdout).trim(), "1.0.0");
+    let tags = String::from_utf8_lossy(&tags.stdout).to_string();
+    assert!(tags.lines().any(|t| t == "1.0.0"), "{tags}");
+    let referrers_tag = tags
+        .lines()
+        .find(|t| t.starts_with("sha256-"))
+        .expect("the signature's referrers tag");
+    let index = run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!(
+            "oci:{}:{referrers_tag}",
+            clone.join("target/oci/poc-app").display()
+        )));
+    let index: serde_json::Value = serde_json::from_slice(&index.stdout).unwrap();
+    assert_eq!(
+        index["manifests"][0]["artifactType"],
+        "application/vnd.dev.sigstore.bundle.v0.3+json"
+    );
     let desired = run(Command::new("skopeo")
         .args(["inspect", "--raw"])
         .arg(format!(
