@@ -184,6 +184,27 @@ pub fn parse_updates(stdin: &str) -> Vec<Update> {
         .collect()
 }
 
+/// The ref updates of a push: git's standard input, or, when it is empty, the range the
+/// pre-commit framework passes in `PRE_COMMIT_FROM_REF` and `PRE_COMMIT_TO_REF`.
+pub fn updates(repo: &GitRepo, stdin: &str) -> Result<Vec<Update>> {
+    let updates = parse_updates(stdin);
+    if !updates.is_empty() {
+        return Ok(updates);
+    }
+    let Ok(to) = std::env::var("PRE_COMMIT_TO_REF") else {
+        return Ok(updates);
+    };
+    let from = std::env::var("PRE_COMMIT_FROM_REF").unwrap_or_default();
+    Ok(vec![Update {
+        local_sha: repo.resolve(&to)?,
+        remote_sha: if from.is_empty() {
+            "0".repeat(40)
+        } else {
+            repo.resolve(&from)?
+        },
+    }])
+}
+
 /// The pre-push check of `updates` to `remote`; every problem found, none when the push may go.
 pub async fn pre_push(
     repo: &GitRepo,

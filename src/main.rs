@@ -230,20 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .read_to_string(&mut input)
                     .context("reading git's ref updates")?;
             }
-            let mut updates = hook::parse_updates(&input);
-            // The pre-commit framework passes the range in its environment instead.
-            if let (true, Ok(to)) = (updates.is_empty(), std::env::var("PRE_COMMIT_TO_REF")) {
-                let from = std::env::var("PRE_COMMIT_FROM_REF").unwrap_or_default();
-                let resolve = |r: &str| repo.resolve(r);
-                updates.push(hook::Update {
-                    local_sha: resolve(&to)?,
-                    remote_sha: if from.is_empty() {
-                        "0".repeat(40)
-                    } else {
-                        resolve(&from)?
-                    },
-                });
-            }
+            let updates = hook::updates(repo, &input)?;
             let remote = a
                 .remote
                 .or_else(|| std::env::var("PRE_COMMIT_REMOTE_NAME").ok())
