@@ -377,18 +377,23 @@ async fn sign_with(key: &SigningKey, store: &Store, subject: &Manifest) -> Resul
     Ok(referrer.digest)
 }
 
-/// `package sign REFERENCE`: signs what the reference names, leaving it untouched.
-pub async fn sign_reference(
+/// The store of `reference` and the manifest it names (a tag or digest is required).
+async fn open_subject(
     reference: &str,
-    mode: &SignMode,
     connect: &Connect,
-) -> Result<(Digest, Option<Digest>)> {
+    push: bool,
+) -> Result<(Store, Target, Manifest)> {
     let target = Target::parse(reference)?;
-    let selector = target
-        .selector()
-        .ok_or_else(|| Error::Usage(format!("{reference}: name the tag or digest to sign")))?;
-    let signer = Signer::new(mode)?;
-    let store = Store::open_for_push(&target.repo, connect).await?;
+    let selector = target.selector().ok_or_else(|| {
+        Error::Usage(format!(
+            "{reference}: name the tag or digest of the package"
+        ))
+    })?;
+    let store = if push {
+        Store::open_for_push(&target.repo, connect).await?
+    } else {
+        Store::open(&target.repo, connect).await?
+    };
     let subject = store
         .manifest(&selector)
         .await?
@@ -396,6 +401,17 @@ pub async fn sign_reference(
             what: format!("{target}"),
             hint: None,
         })?;
+    Ok((store, target, subject))
+}
+
+/// `package sign REFERENCE`: signs what the reference names, leaving it untouched.
+pub async fn sign_reference(
+    reference: &str,
+    mode: &SignMode,
+    connect: &Connect,
+) -> Result<(Digest, Option<Digest>)> {
+    let signer = Signer::new(mode)?;
+    let (store, _, subject) = open_subject(reference, connect, true).await?;
     let referrer = match &signer {
         Some(s) => Some(s.attach(&store, &subject).await?),
         None => None,
@@ -414,18 +430,7 @@ pub struct Verified {
 /// Verifies that the manifest `reference` serves now carries a valid signature by `key`.
 pub async fn verify(reference: &str, key_path: &Path, connect: &Connect) -> Result<Verified> {
     let key = load_public_key(key_path)?;
-    let target = Target::parse(reference)?;
-    let selector = target
-        .selector()
-        .ok_or_else(|| Error::Usage(format!("{reference}: name the tag or digest to verify")))?;
-    let store = Store::open(&target.repo, connect).await?;
-    let subject = store
-        .manifest(&selector)
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            what: format!("{target}"),
-            hint: None,
-        })?;
+    let (store, target, subject) = open_subject(reference, connect, false).await?;
     let found = signatures(&store, &subject.digest).await?;
     if found.is_empty() {
         return Err(Error::invalid(format!(
