@@ -11,10 +11,7 @@ const POC_VALUES: &str = "adminName: Ada Lovelace\nadminPrincipalName: ada@examp
 /// published to `reg`; one commit dated 2024-01-02.
 pub(crate) fn gitops_repo(env: &Env, reg: &Registry) {
     env.poc_app(reg);
-    env.cli("package prepare app --plain-http --image")
-        .arg(format!("web={}", fixtures().oci_archive.display()))
-        .assert()
-        .success();
+    env.prepare_poc(&fixtures().oci_archive);
     env.cli(&format!(
         "package publish --plain-http --to {}",
         reg.repo("acme/poc-app")

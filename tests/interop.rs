@@ -14,10 +14,7 @@ fn the_oras_sdk_pulls_what_we_publish() {
     let reg = Registry::plain();
     let env = Env::new();
     env.poc_app(&reg);
-    env.cli("package prepare app --plain-http --image")
-        .arg(format!("web={}", fixtures().oci_archive.display()))
-        .assert()
-        .success();
+    env.prepare_poc(&fixtures().oci_archive);
     env.cli(&format!(
         "package publish --plain-http --to {}",
         reg.repo("acme/poc-app")

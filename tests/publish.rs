@@ -6,10 +6,7 @@ use crate::util::{fixtures, run, sh, sha256_file, Env, Registry};
 
 fn prepared(env: &Env, reg: &Registry) {
     env.poc_app(reg);
-    env.cli("package prepare app --plain-http --image")
-        .arg(format!("web={}", fixtures().docker_archive.display()))
-        .assert()
-        .success();
+    env.prepare_poc(&fixtures().docker_archive);
 }
 
 fn raw_manifest(reference: &str, flags: &[String]) -> serde_json::Value {
@@ -130,10 +127,7 @@ fn publishing_unchanged_content_again_uploads_nothing() {
     );
     // Prepared again from scratch, the package is byte for byte the same: still nothing to send.
     std::fs::remove_dir_all(env.work().join("dist")).unwrap();
-    env.cli("package prepare app --plain-http --image")
-        .arg(format!("web={}", fixtures().docker_archive.display()))
-        .assert()
-        .success();
+    env.prepare_poc(&fixtures().docker_archive);
     publish();
     assert_eq!(reg.writes(), writes);
 }

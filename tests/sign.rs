@@ -9,10 +9,7 @@ use crate::util::{fixtures, run, Env, Registry};
 
 fn published(env: &Env, reg: &Registry, sign: bool) {
     env.poc_app(reg);
-    env.cli("package prepare app --plain-http --image")
-        .arg(format!("web={}", fixtures().oci_archive.display()))
-        .assert()
-        .success();
+    env.prepare_poc(&fixtures().oci_archive);
     if sign {
         env.cli("key generate keys/demo").assert().success();
     }

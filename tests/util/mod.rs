@@ -527,6 +527,16 @@ impl Env {
     }
 }
 
+impl Env {
+    /// `package prepare` of the app [`Env::poc_app`] wrote, with `web` from `web_archive`.
+    pub fn prepare_poc(&self, web_archive: &Path) {
+        self.cli("package prepare app --plain-http --image")
+            .arg(format!("web={}", web_archive.display()))
+            .assert()
+            .success();
+    }
+}
+
 /// Extracts a .tar.gz into a new folder and returns it.
 pub fn untar(archive: &Path) -> TempDir {
     let out = tempfile::tempdir().unwrap();
