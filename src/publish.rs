@@ -10,7 +10,8 @@
 //! so the same package always yields the same manifest digests.
 //!
 //! Order of writes: every blob (skipping those the store has), then every manifest by
-//! digest, then the tags. A failure before the tags leaves no tag on anything new.
+//! digest, then the package's signature (with `--sign`), then the tags. A failure before
+//! the tags leaves no tag on anything new.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
