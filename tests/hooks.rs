@@ -230,9 +230,10 @@ fn the_pre_commit_framework_runs_our_hooks() {
     env.write("other.yaml", "kind: NotOurs\n");
     git(&env, &env.work(), &["add", "-A"]);
     let pre_commit = |dir: &Path| {
-        Command::new("pre-commit")
+        // As a module, so that no PATH shim of the Python install is needed.
+        Command::new("python3")
             .current_dir(dir)
-            .args(["run", "--all-files"])
+            .args(["-m", "pre_commit", "run", "--all-files"])
             .env("HOME", env.path("home"))
             .env("PRE_COMMIT_HOME", env.path("pre-commit-home"))
             // A fast, cached build of the hook: this is a test of the integration, not of speed.
