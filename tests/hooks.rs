@@ -229,6 +229,9 @@ fn the_pre_commit_framework_runs_our_hooks() {
     );
     env.write("other.yaml", "kind: NotOurs\n");
     git(&env, &env.work(), &["add", "-A"]);
+    // The crates cargo already has, not a fresh download into the test's HOME.
+    let cargo_home = std::env::var("CARGO_HOME")
+        .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
     let pre_commit = |dir: &Path| {
         // As a module, so that no PATH shim of the Python install is needed.
         Command::new("python3")
@@ -237,6 +240,7 @@ fn the_pre_commit_framework_runs_our_hooks() {
             .env("HOME", env.path("home"))
             .env("PRE_COMMIT_HOME", env.path("pre-commit-home"))
             // A fast, cached build of the hook: this is a test of the integration, not of speed.
+            .env("CARGO_HOME", cargo_home.clone())
             .env("CARGO_TARGET_DIR", source.join("target/pre-commit"))
             .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0")
             .env("CARGO_PROFILE_RELEASE_LTO", "false")
