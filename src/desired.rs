@@ -77,6 +77,8 @@ pub struct Committed {
 /// The parts of a published version that decide what it is.
 pub(crate) struct Existing {
     pub digest: Digest,
+    /// The version tag the manifest records for itself.
+    pub version: Option<String>,
     pub revision: Option<String>,
     pub time: Option<String>,
     pub docs: Vec<String>,
@@ -87,6 +89,7 @@ pub(crate) fn existing(m: &Manifest) -> Result<Existing> {
     let ann = image.annotations.unwrap_or_default();
     Ok(Existing {
         digest: m.digest.clone(),
+        version: ann.get(media::ANN_VERSION).cloned(),
         revision: ann.get(media::ANN_REVISION).cloned(),
         time: ann.get(media::ANN_CREATED).cloned(),
         docs: image
@@ -293,7 +296,7 @@ pub async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
     if let Some(cur) = &current {
         if cur.docs == ours_docs {
             result.digest = cur.digest.clone();
-            result.version = store_tag_of(&store, cur).await.unwrap_or_default();
+            result.version = cur.version.clone().unwrap_or_default();
             result.note = Some("unchanged: `desired` already holds this desired state".into());
             return Ok(result);
         }
@@ -369,15 +372,6 @@ pub async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
         }
     }
     Ok(result)
-}
-
-async fn store_tag_of(store: &Store, e: &Existing) -> Option<String> {
-    let m = store.manifest(e.digest.as_str()).await.ok()??;
-    m.image()
-        .ok()?
-        .annotations?
-        .get(media::ANN_VERSION)
-        .cloned()
 }
 
 /// Puts `desired` back on `ours` if an older commit's committer overwrote it meanwhile.

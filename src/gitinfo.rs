@@ -85,6 +85,13 @@ mod tests {
     }
 }
 
+/// `path` as a tree knows it: trees have no `.` (`./margo.yaml` is `margo.yaml`).
+fn tree_path(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}
+
 /// A git repository read through gix, for rendering at a commit and ordering commits.
 pub struct GitRepo {
     repo: gix::Repository,
@@ -178,7 +185,7 @@ impl GitRepo {
             .tree()
             .map_err(|e| git_err(commit, e))?;
         let Some(entry) = tree
-            .lookup_entry_by_path(path)
+            .lookup_entry_by_path(tree_path(path))
             .map_err(|e| git_err(&path.display().to_string(), e))?
         else {
             return Ok(None);
@@ -365,10 +372,7 @@ impl GitRepo {
 
     /// The blob id of `path` in `commit`, if it is a file there.
     pub fn blob_id(&self, commit: &str, path: &Path) -> crate::Result<Option<String>> {
-        let clean: PathBuf = path
-            .components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir))
-            .collect();
+        let clean = tree_path(path);
         let tree = self
             .repo
             .find_commit(self.oid(commit)?)

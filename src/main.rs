@@ -117,17 +117,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             report::prepared(&prepared)?;
         }
         Command::Package(Package::Publish(a)) => {
-            let ws = Workspace::discover()?;
+            let config = Workspace::discover()?.config()?;
             let to = match a.to {
                 Some(to) => to,
-                None => ws.config()?.package_repository.ok_or_else(|| {
+                None => config.package_repository.ok_or_else(|| {
                     margo_gitops::Error::Usage(
                         "name the repository with --to, or set packageRepository in .margo-gitops.yaml".into(),
                     )
                 })?,
             };
             let mut connect = connect(&a.registry)?;
-            connect.plain_http |= ws.config()?.plain_http;
+            connect.plain_http |= config.plain_http;
             let opts = publish::PublishOptions {
                 to: margo_gitops::location::Target::parse_repository(&to)?,
                 app_to: a

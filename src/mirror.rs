@@ -143,7 +143,8 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
         }
         before = Some(ids);
     }
-    let mut tags_of: Vec<(String, String)> = Vec::new(); // (commit, tag)
+    // (commit, its version tag, what git says of it), oldest first.
+    let mut tags_of: Vec<(String, String, crate::gitinfo::CommitInfo)> = Vec::new();
     let mut used = BTreeSet::new();
     for c in &changed {
         let info = repo.commit(c)?;
@@ -152,7 +153,7 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
             tag = format!("{tag}-{}", info.short_commit);
             used.insert(tag.clone());
         }
-        tags_of.push((c.clone(), tag));
+        tags_of.push((c.clone(), tag, info));
     }
 
     let mut connect = req.connect.clone();
@@ -182,14 +183,14 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
             .with_hint("check the force push; --allow-rewrite mirrors the new history and moves `desired` to it"));
         }
     }
-    let last = tags_of.last().cloned();
-    if let (Some((last_commit, _)), Some(cur)) = (&last, &current) {
-        if tags_of.iter().all(|(_, t)| tags.contains(t))
+    let last = tags_of.last().map(|(c, _, _)| c.clone());
+    if let (Some(last_commit), Some(cur)) = (&last, &current) {
+        if tags_of.iter().all(|(_, t, _)| tags.contains(t))
             && cur.revision.as_deref() == Some(last_commit.as_str())
         {
             result.up_to_date = true;
             result.present = tags_of.len();
-            result.desired = tags_of.last().map(|(_, t)| t.clone());
+            result.desired = tags_of.last().map(|(_, t, _)| t.clone());
             return Ok(result);
         }
     }
@@ -198,12 +199,12 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
     let mut packages: HashMap<String, Option<PackageInfo>> = HashMap::new();
     let mut planned = Vec::new();
     let mut missing = Vec::new();
-    for (c, tag) in &tags_of {
+    for (c, tag, git) in &tags_of {
         let source = Source::Commit {
             repo,
             commit: c.clone(),
         };
-        let git = repo.commit(c)?;
+        let git = git.clone();
         let config = Config::load(&source).map_err(|e| in_commit(repo, c, e))?;
         let reference = match &req.package_repository {
             Some(r) => {

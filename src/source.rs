@@ -26,14 +26,7 @@ impl Source<'_> {
                     Err(e) => Err(Error::io("read", full)(e)),
                 }
             }
-            Source::Commit { repo, commit } => {
-                // Trees know no `.`: `./margo.yaml` is `margo.yaml`.
-                let clean: PathBuf = path
-                    .components()
-                    .filter(|c| !matches!(c, std::path::Component::CurDir))
-                    .collect();
-                repo.read(commit, &clean)
-            }
+            Source::Commit { repo, commit } => repo.read(commit, path),
         }
     }
 

@@ -3,21 +3,14 @@
 
 use std::process::Command;
 
-use crate::util::{fixtures, run, sh, Env, Registry};
+use crate::util::{run, sh, Env, Registry};
 
 const POC_VALUES: &str = "adminName: Ada Lovelace\nadminPrincipalName: ada@example.org\nidpClientId: margo-edge\nidpName: Example IdP\nidpProvider: oidc\nidpUrl: https://idp.example.org\npollFrequency: 30s\nsiteId: site-0001\n";
 
 /// A git repository holding the poc app, a config and one deployment, with its package
 /// published to `reg`; one commit dated 2024-01-02.
 pub(crate) fn gitops_repo(env: &Env, reg: &Registry) {
-    env.poc_app(reg);
-    env.prepare_poc(&fixtures().oci_archive);
-    env.cli(&format!(
-        "package publish --plain-http --to {}",
-        reg.repo("acme/poc-app")
-    ))
-    .assert()
-    .success();
+    env.publish_poc(reg, "");
     env.write(
         ".margo-gitops.yaml",
         &format!(

@@ -13,14 +13,7 @@ fn skopeo_digest(reference: &str) -> String {
 fn the_oras_sdk_pulls_what_we_publish() {
     let reg = Registry::plain();
     let env = Env::new();
-    env.poc_app(&reg);
-    env.prepare_poc(&fixtures().oci_archive);
-    env.cli(&format!(
-        "package publish --plain-http --to {}",
-        reg.repo("acme/poc-app")
-    ))
-    .assert()
-    .success();
+    env.publish_poc(&reg, "");
     let out_dir = env.path("oras");
     let script = r#"
 import sys, json, oras.client

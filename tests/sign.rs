@@ -5,21 +5,13 @@ use std::process::Command;
 
 use base64::Engine as _;
 
-use crate::util::{fixtures, run, Env, Registry};
+use crate::util::{run, Env, Registry};
 
 fn published(env: &Env, reg: &Registry, sign: bool) {
-    env.poc_app(reg);
-    env.prepare_poc(&fixtures().oci_archive);
     if sign {
         env.cli("key generate keys/demo").assert().success();
     }
-    let flag = if sign { "--sign key:keys/demo.key" } else { "" };
-    env.cli(&format!(
-        "package publish --plain-http {flag} --to {}",
-        reg.repo("acme/poc-app")
-    ))
-    .assert()
-    .success();
+    env.publish_poc(reg, if sign { "--sign key:keys/demo.key" } else { "" });
 }
 
 fn raw(reg: &Registry, reference: &str) -> Vec<u8> {

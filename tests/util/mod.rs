@@ -95,6 +95,30 @@ fn openssl(dir: &Path, args: &[&str]) {
         .stderr(Stdio::null()));
 }
 
+/// A P-256 key and a self-signed certificate for it, valid two days.
+fn self_signed(dir: &Path, key: &str, cert: &str, subject: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "2",
+            "-subj",
+            subject,
+        ],
+    );
+}
+
 impl Registry {
     pub fn plain() -> Self {
         Self::start(Kind::Plain)
@@ -117,26 +141,7 @@ impl Registry {
         match kind {
             Kind::Plain => {}
             Kind::TlsBasic => {
-                openssl(
-                    d,
-                    &[
-                        "req",
-                        "-x509",
-                        "-newkey",
-                        "ec",
-                        "-pkeyopt",
-                        "ec_paramgen_curve:P-256",
-                        "-nodes",
-                        "-keyout",
-                        "ca.key",
-                        "-out",
-                        "ca.pem",
-                        "-days",
-                        "2",
-                        "-subj",
-                        "/CN=margo-gitops test CA",
-                    ],
-                );
+                self_signed(d, "ca.key", "ca.pem", "/CN=margo-gitops test CA");
                 openssl(
                     d,
                     &[
@@ -186,25 +191,11 @@ impl Registry {
                 );
             }
             Kind::Token => {
-                openssl(
+                self_signed(
                     d,
-                    &[
-                        "req",
-                        "-x509",
-                        "-newkey",
-                        "ec",
-                        "-pkeyopt",
-                        "ec_paramgen_curve:P-256",
-                        "-nodes",
-                        "-keyout",
-                        "token.key",
-                        "-out",
-                        "token.pem",
-                        "-days",
-                        "2",
-                        "-subj",
-                        "/CN=margo-gitops test token issuer",
-                    ],
+                    "token.key",
+                    "token.pem",
+                    "/CN=margo-gitops test token issuer",
                 );
                 let tport = free_port();
                 let script =
@@ -528,6 +519,19 @@ impl Env {
 }
 
 impl Env {
+    /// The poc app written, prepared (`web` from the OCI archive fixture) and published to
+    /// `reg` as `acme/poc-app`, with `flags` added to `package publish`.
+    pub fn publish_poc(&self, reg: &Registry, flags: &str) {
+        self.poc_app(reg);
+        self.prepare_poc(&fixtures().oci_archive);
+        self.cli(&format!(
+            "package publish --plain-http {flags} --to {}",
+            reg.repo("acme/poc-app")
+        ))
+        .assert()
+        .success();
+    }
+
     /// `package prepare` of the app [`Env::poc_app`] wrote, with `web` from `web_archive`.
     pub fn prepare_poc(&self, web_archive: &Path) {
         self.cli("package prepare app --plain-http --image")
