@@ -277,7 +277,7 @@ pub enum Package {
     Show(ShowArgs),
     /// Sign a published package (its signature is added beside it; the package is untouched).
     Sign(SignArgs),
-    /// Verify that a published package carries a valid signature by a key.
+    /// Verify that a published package carries a valid signature (keyless identity or key).
     Verify(VerifyArgs),
 }
 
@@ -285,20 +285,90 @@ pub enum Package {
 pub struct SignArgs {
     /// The package: `registry/name:tag`, `…@sha256:…` or `oci-layout:PATH:tag`.
     pub reference: String,
-    /// How to sign: `key:PATH` (a P-256 private key, PEM).
-    #[arg(long, value_name = "MODE", env = "MARGO_GITOPS_SIGN")]
-    pub sign: String,
+    #[command(flatten)]
+    pub signing: SigningArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SigningArgs {
+    /// How to sign: `keyless` (Sigstore, from the OIDC identity; the default inside GitHub
+    /// Actions), `key:PATH` (a P-256 private key, PEM), or `none` (the default elsewhere).
+    #[arg(
+        long,
+        value_name = "MODE",
+        env = "MARGO_GITOPS_SIGN",
+        help_heading = "Signing"
+    )]
+    pub sign: Option<String>,
+
+    /// The OIDC identity token for keyless signing (default: SIGSTORE_ID_TOKEN, or the
+    /// GitHub Actions token endpoint).
+    #[arg(long, value_name = "JWT", env = "SIGSTORE_ID_TOKEN", hide_env_values = true,
+          value_parser = parse_secret, help_heading = "Signing")]
+    pub identity_token: Option<margo_gitops::credentials::Secret>,
+
+    /// Sigstore client trust config (JSON, as sigstore-python's --trust-config reads):
+    /// which Fulcio and Rekor to use. Default: Sigstore's public-good instance.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SIGSTORE_TRUST_CONFIG",
+        help_heading = "Signing"
+    )]
+    pub trust_config: Option<PathBuf>,
+}
+
+fn parse_secret(s: &str) -> Result<margo_gitops::credentials::Secret, String> {
+    Ok(margo_gitops::credentials::Secret::new(s))
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The package: `registry/name:tag`, `…@sha256:…` or `oci-layout:PATH:tag`.
     pub reference: String,
-    /// The public key (PEM) the signature must verify with.
-    #[arg(long, value_name = "PUB")]
-    pub key: PathBuf,
+    /// The public key (PEM) a key signature must verify with.
+    #[arg(long, value_name = "PUB", help_heading = "Signer",
+          conflicts_with_all = ["certificate_identity", "certificate_identity_regexp"])]
+    pub key: Option<PathBuf>,
+
+    /// The identity the keyless signature's certificate must name (e.g.
+    /// `https://github.com/OWNER/REPO/.github/workflows/publish.yml@refs/heads/main`).
+    #[arg(long, value_name = "IDENTITY", help_heading = "Signer")]
+    pub certificate_identity: Option<String>,
+
+    /// A regular expression the whole certified identity must match.
+    #[arg(
+        long,
+        value_name = "REGEX",
+        help_heading = "Signer",
+        conflicts_with = "certificate_identity"
+    )]
+    pub certificate_identity_regexp: Option<String>,
+
+    /// The OIDC issuer that must have vouched for the identity (e.g.
+    /// `https://token.actions.githubusercontent.com`).
+    #[arg(long, value_name = "URL", help_heading = "Signer")]
+    pub certificate_oidc_issuer: Option<String>,
+
+    /// A regular expression the whole OIDC issuer must match.
+    #[arg(
+        long,
+        value_name = "REGEX",
+        help_heading = "Signer",
+        conflicts_with = "certificate_oidc_issuer"
+    )]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+
+    /// Sigstore client trust config or trusted root (JSON) to verify keyless signatures with.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SIGSTORE_TRUST_CONFIG",
+        help_heading = "Signer"
+    )]
+    pub trust_config: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -350,6 +420,10 @@ pub struct PrepareArgs {
     #[arg(long)]
     pub app_id: Option<String>,
 
+    /// Also sign the archive: the bundle goes beside it as `<archive>.sigstore.json`.
+    #[command(flatten)]
+    pub signing: SigningArgs,
+
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -385,14 +459,8 @@ pub struct PublishArgs {
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
 
-    /// Sign the package: `none` or `key:PATH` (a P-256 private key, PEM).
-    #[arg(
-        long,
-        value_name = "MODE",
-        default_value = "none",
-        env = "MARGO_GITOPS_SIGN"
-    )]
-    pub sign: String,
+    #[command(flatten)]
+    pub signing: SigningArgs,
 
     /// Print the result as JSON.
     #[arg(long)]

@@ -56,6 +56,14 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+
+    /// A signing service (Fulcio, Rekor, an OIDC token endpoint) failed or refused.
+    #[error("{service}: {message}{}", hint_suffix(hint))]
+    Service {
+        service: String,
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 fn location(file: &Option<PathBuf>, line: &Option<usize>) -> String {
@@ -75,7 +83,9 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Invalid { .. } | Error::DigestMismatch { .. } | Error::NotFound { .. } => 1,
-            Error::Usage(_) | Error::Io { .. } | Error::Registry { .. } => 2,
+            Error::Usage(_) | Error::Io { .. } | Error::Registry { .. } | Error::Service { .. } => {
+                2
+            }
         }
     }
 
@@ -108,7 +118,8 @@ impl Error {
         match &mut self {
             Error::Invalid { hint, .. }
             | Error::NotFound { hint, .. }
-            | Error::Registry { hint, .. } => *hint = Some(text.into()),
+            | Error::Registry { hint, .. }
+            | Error::Service { hint, .. } => *hint = Some(text.into()),
             _ => {}
         }
         self
@@ -131,6 +142,15 @@ impl Error {
             },
             Error::Usage(m) => Error::Usage(format!("{context}: {m}")),
             other => other,
+        }
+    }
+
+    /// An [`Error::Service`] about `service` (named with its URL).
+    pub fn service(service: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Service {
+            service: service.into(),
+            message: message.into(),
+            hint: None,
         }
     }
 

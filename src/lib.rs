@@ -17,6 +17,8 @@
 //! - [`pipeline`] chains render, validate and publish for the commands;
 //! - [`mirror`] mirrors a branch's history into versions, and verifies the chain;
 //! - [`hook`] runs the pre-push and pre-commit checks and installs the hook;
+//! - [`sign`] signs packages and verifies their signatures; [`sigstore`] speaks to Fulcio
+//!   and Rekor and verifies Sigstore bundles completely;
 //! - [`store`] reads and writes OCI content in registries and image-layout folders;
 //! - [`location`] parses where content lives (`oci-layout:PATH` or a registry reference);
 //! - [`credentials`] finds registry credentials the way Docker and ORAS do;
@@ -46,6 +48,7 @@ pub mod publish;
 pub mod render;
 pub mod show;
 pub mod sign;
+pub mod sigstore;
 pub mod source;
 pub mod store;
 pub mod validate;

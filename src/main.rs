@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use margo_gitops::credentials::{Explicit, Secret};
 use margo_gitops::store::Connect;
-use margo_gitops::{image, package, publish, show};
+use margo_gitops::{image, package, publish, show, sign};
 
 use cli::{Cli, Command, DesiredState, Hook, Package, RegistryArgs, TemplateArgs};
 use margo_gitops::hook;
@@ -53,6 +53,58 @@ fn main() -> ExitCode {
                 .map_or(2, margo_gitops::Error::exit_code);
             ExitCode::from(code)
         }
+    }
+}
+
+/// `--sign` and its companions; the mode defaults to keyless inside GitHub Actions.
+fn sign_options(a: cli::SigningArgs) -> margo_gitops::Result<sign::SignOptions> {
+    let mode = match a.sign.as_deref() {
+        Some(m) => m.parse()?,
+        None => {
+            sign::SignMode::default_for(std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"))
+        }
+    };
+    Ok(sign::SignOptions {
+        mode,
+        tokens: margo_gitops::sigstore::client::TokenSource::from_env(a.identity_token),
+        trust_config: a.trust_config,
+    })
+}
+
+/// What `package verify` requires of a signature: a key, or an identity and its issuer.
+fn verify_requirement(a: &cli::VerifyArgs) -> margo_gitops::Result<sign::Requirement> {
+    use margo_gitops::sigstore::verify::{Match, Policy};
+    if let Some(key) = &a.key {
+        return Ok(sign::Requirement::Key(key.clone()));
+    }
+    let pick =
+        |exact: &Option<String>, regex: &Option<String>| -> margo_gitops::Result<Option<Match>> {
+            match (exact, regex) {
+                (Some(e), _) => Ok(Some(Match::Exact(e.clone()))),
+                (None, Some(r)) => Match::regex(r)
+                    .map(Some)
+                    .map_err(margo_gitops::Error::Usage),
+                (None, None) => Ok(None),
+            }
+        };
+    let identity = pick(&a.certificate_identity, &a.certificate_identity_regexp)?;
+    let issuer = pick(
+        &a.certificate_oidc_issuer,
+        &a.certificate_oidc_issuer_regexp,
+    )?;
+    match (identity, issuer) {
+        (Some(identity), Some(issuer)) => Ok(sign::Requirement::Identity {
+            policy: Policy { identity, issuer },
+            trust_config: a.trust_config.clone(),
+        }),
+        (Some(_), None) => Err(margo_gitops::Error::Usage(
+            "name the OIDC issuer too: --certificate-oidc-issuer URL (or --certificate-oidc-issuer-regexp)".into(),
+        )),
+        _ => Err(margo_gitops::Error::Usage(
+            "name who must have signed: --certificate-identity ID --certificate-oidc-issuer URL \
+             (keyless), or --key PUB"
+                .into(),
+        )),
     }
 }
 
@@ -110,6 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 app_id: a.app_id,
                 cache_dir: a.cache_dir,
                 connect: connect(&a.registry)?,
+                sign: sign_options(a.signing)?,
             };
             let prepared = package::prepare(&opts)
                 .await
@@ -143,7 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 extra_tags: a.tags,
                 connect,
-                sign: a.sign.parse()?,
+                sign: sign_options(a.signing)?,
             };
             let published = publish::publish(&opts)
                 .await
@@ -157,17 +210,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             report::shown(&shown, a.json)?;
         }
         Command::Package(Package::Sign(a)) => {
-            let mode: margo_gitops::sign::SignMode = a.sign.parse()?;
+            let opts = sign_options(a.signing)?;
+            if opts.mode == margo_gitops::sign::SignMode::None {
+                return Err(margo_gitops::Error::Usage(
+                    "name how to sign: --sign keyless or --sign key:PATH".into(),
+                )
+                .into());
+            }
             let (digest, referrer) =
-                margo_gitops::sign::sign_reference(&a.reference, &mode, &connect(&a.registry)?)
+                margo_gitops::sign::sign_reference(&a.reference, &opts, &connect(&a.registry)?)
                     .await
                     .with_context(|| format!("package sign {}", a.reference))?;
             report::signed(&a.reference, &digest, referrer.as_ref())?;
         }
         Command::Package(Package::Verify(a)) => {
-            let verified = margo_gitops::sign::verify(&a.reference, &a.key, &connect(&a.registry)?)
-                .await
-                .with_context(|| format!("package verify {}", a.reference))?;
+            let requirement = verify_requirement(&a)?;
+            let verified =
+                margo_gitops::sign::verify(&a.reference, &requirement, &connect(&a.registry)?)
+                    .await
+                    .with_context(|| format!("package verify {}", a.reference))?;
             report::verified(&verified, a.json)?;
         }
         Command::Key(cli::Key::Generate { prefix }) => {

@@ -40,6 +40,8 @@ pub struct PrepareOptions {
     pub app_id: Option<String>,
     pub cache_dir: Option<PathBuf>,
     pub connect: Connect,
+    /// `--sign`: a Sigstore bundle over the archive, written beside it.
+    pub sign: crate::sign::SignOptions,
 }
 
 /// What `prepare` wrote, and what `publish` reads back.
@@ -57,6 +59,9 @@ pub struct Descriptor {
     pub images: Vec<ImageRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<AppRef>,
+    /// The Sigstore bundle over the archive (`--sign`), a file beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -218,6 +223,8 @@ fn to_app_id(name: &str) -> String {
 }
 
 pub async fn prepare(opts: &PrepareOptions) -> Result<Prepared> {
+    // A bad key or a missing identity token stops before any work.
+    let signer = crate::sign::Signer::new(&opts.sign)?;
     let compose = ComposeApp::load(&opts.app_dir)?;
     let margo = margo_app::load(&opts.app_dir)?;
     let app_id = match (&opts.app_id, &margo) {
@@ -392,6 +399,19 @@ pub async fn prepare(opts: &PrepareOptions) -> Result<Prepared> {
     let stem = format!("{app_id}-{version}");
     let archive_path = opts.out_dir.join(format!("{stem}.tar.gz"));
     let archive = write_package(&archive_path, &entries, &cache, mtime)?;
+    let signature = match &signer {
+        Some(signer) => {
+            let digest: [u8; 32] = hex::decode(archive.0.hex())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .expect("a SHA-256 digest");
+            let bundle = signer.bundle(&digest).await?;
+            let name = format!("{stem}.tar.gz.sigstore.json");
+            crate::store::layout::write_atomic(&opts.out_dir.join(&name), &bundle)?;
+            Some(name)
+        }
+        None => None,
+    };
 
     let app = match &margo {
         Some(m) => Some(copy_app_files(
@@ -418,6 +438,7 @@ pub async fn prepare(opts: &PrepareOptions) -> Result<Prepared> {
         platform: opts.platform.to_string(),
         images: image_refs,
         app,
+        signature,
     };
     let descriptor_path = opts.out_dir.join(format!("{stem}.json"));
     let mut json = serde_json::to_vec_pretty(&descriptor).expect("JSON");

@@ -9,16 +9,19 @@
 //! package artifact, for its consumers. Manifests are built from the descriptor alone,
 //! so the same package always yields the same manifest digests.
 //!
-//! Order of writes: every blob (skipping those the store has), then every manifest by
-//! digest, then the package's signature (with `--sign`), then the tags. A failure before
-//! the tags leaves no tag on anything new.
+//! Order: the package is signed first (with `--sign`; keyless asks Fulcio and Rekor), before
+//! any write; then every blob (skipping those the store has), every manifest by digest,
+//! the signature's referrer, and last the tags. A failure before the tags leaves no tag on
+//! anything new, and a failed signature leaves the registry untouched.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
+use sha2::Digest as _;
 
 use crate::digest::Digest;
+
 use crate::error::{Error, Result};
 use crate::location::{valid_tag, Repo};
 use crate::media;
@@ -39,7 +42,7 @@ pub struct PublishOptions {
     pub format: Format,
     pub extra_tags: Vec<String>,
     pub connect: Connect,
-    pub sign: crate::sign::SignMode,
+    pub sign: crate::sign::SignOptions,
 }
 
 /// One artifact as published.
@@ -318,6 +321,16 @@ pub async fn publish(opts: &PublishOptions) -> Result<Published> {
     for p in &plans {
         stores.push(Store::open_for_push(&p.repo, &opts.connect).await?);
     }
+    // The package (the first artifact) is signed before anything is written: a refused
+    // token or an unreachable Fulcio or Rekor leaves the registry untouched.
+    let bundle = match (&signer, plans.first()) {
+        (Some(signer), Some(p)) => Some(
+            signer
+                .bundle(&sha2::Sha256::digest(&p.manifest.bytes).into())
+                .await?,
+        ),
+        _ => None,
+    };
     let mut results: Vec<PublishedArtifact> = Vec::new();
     for (p, store) in plans.iter().zip(&stores) {
         let (mut up, mut present) = (0, 0);
@@ -348,11 +361,11 @@ pub async fn publish(opts: &PublishOptions) -> Result<Published> {
             store.put_manifest(&p.manifest).await?;
         }
     }
-    // The package (the first artifact) is signed before any tag moves.
-    if let (Some(signer), Some(p), Some(store), Some(result)) =
-        (&signer, plans.first(), stores.first(), results.first_mut())
+    // Its signature is attached before any tag moves.
+    if let (Some(bundle), Some(p), Some(store), Some(result)) =
+        (&bundle, plans.first(), stores.first(), results.first_mut())
     {
-        result.signature = Some(signer.attach(store, &p.manifest).await?);
+        result.signature = Some(crate::sign::attach_bundle(store, &p.manifest, bundle).await?);
     }
     for ((p, store), result) in plans.iter().zip(&stores).zip(&mut results) {
         for tag in &p.tags {

@@ -150,10 +150,7 @@ pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<Packa
         .into_iter()
         .next();
     Ok(PackageInfo {
-        signer: signature
-            .as_ref()
-            .and_then(|(f, _)| f.key_hint.as_ref())
-            .map(|h| format!("key {h}")),
+        signer: signature.as_ref().map(|(f, _)| f.signer()),
         signature: signature.map(|(f, b)| {
             blob(
                 &f.bundle_digest,

@@ -20,6 +20,12 @@ pub fn prepared(p: &Prepared) -> std::io::Result<()> {
     )?;
     writeln!(out, "  digest      {}", d.archive.digest)?;
     writeln!(out, "  descriptor  {}", p.descriptor_path.display())?;
+    if let Some(sig) = &d.signature {
+        writeln!(
+            out,
+            "  signature   {sig} (Sigstore bundle over the archive)"
+        )?;
+    }
     for img in &d.images {
         let place = match (&img.archive, img.archive_size) {
             (Some(a), Some(s)) => format!("{a}, {}", human(s)),
@@ -147,9 +153,9 @@ pub fn shown(s: &Shown, json: bool) -> std::io::Result<()> {
         for sig in &s.signatures {
             writeln!(
                 out,
-                "  sigstore bundle {}  key {}",
+                "  sigstore bundle {}  signed by {}",
                 sig.referrer,
-                sig.key_hint.as_deref().unwrap_or("(keyless)")
+                sig.signer()
             )?;
         }
     }
@@ -422,8 +428,8 @@ pub fn verified(v: &margo_gitops::sign::Verified, json: bool) -> std::io::Result
     writeln!(out, "verified {} ({})", v.reference, v.digest)?;
     writeln!(
         out,
-        "  signature {} by key {}",
+        "  signature {} by {}",
         v.signature.referrer,
-        v.signature.key_hint.as_deref().unwrap_or("?")
+        v.signature.signer()
     )
 }

@@ -113,15 +113,7 @@ fn verification_refuses_what_it_must() {
         .code(1)
         .stderr(predicates::str::contains("is not signed"));
     // Content swapped under the tag: the tag now names something that was never signed.
-    run(Command::new("skopeo")
-        .args([
-            "copy",
-            "-q",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-        ])
-        .arg(format!("docker://{}", reg.repo("acme/poc-app-app:1.2.0")))
-        .arg(format!("docker://{}", reg.repo("acme/poc-app:1.2.0"))));
+    reg.skopeo_copy("acme/poc-app-app:1.2.0", "acme/poc-app:1.2.0");
     verify(reg.repo("acme/poc-app:1.2.0"), "keys/demo.pub")
         .code(1)
         .stderr(predicates::str::contains("is not signed"));

@@ -8,6 +8,7 @@ mod desired;
 mod errors;
 mod hooks;
 mod interop;
+mod keyless;
 mod mirror;
 mod prepare;
 mod publish;

@@ -551,3 +551,193 @@ pub fn untar(archive: &Path) -> TempDir {
         .arg(out.path()));
     out
 }
+
+/// The request token the Actions token endpoint of [`Sigstore`] accepts.
+pub const ACTIONS_REQUEST_TOKEN: &str = "actions-request-token-never-printed";
+/// The identity the stand-in Fulcio certifies for its Actions tokens.
+pub const WORKFLOW_IDENTITY: &str =
+    "https://github.com/margo-gitops/poc-app/.github/workflows/publish.yml@refs/heads/main";
+pub const ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// Stand-in for services this machine cannot reach: Sigstore's Fulcio (with a CT log) and
+/// Rekor, and GitHub's Actions token endpoint, all on one 127.0.0.1 port
+/// (`tests/support/sigstore-standin/server.js`, on npm `@sigstore/mock`). It writes the
+/// client trust config sigstore-python reads.
+pub struct SigstoreStandIn {
+    pub url: String,
+    pub dir: TempDir,
+    child: Child,
+}
+
+impl Drop for SigstoreStandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SigstoreStandIn {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sigstore-standin/server.js");
+        let mut child = Command::new("node")
+            .arg(server)
+            .arg(dir.path())
+            .arg(ACTIONS_REQUEST_TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs (scripts/test installs the stand-in's packages)");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("the Sigstore stand-in did not start: {line:?}"));
+        SigstoreStandIn {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            child,
+        }
+    }
+
+    pub fn trust_config(&self) -> PathBuf {
+        self.dir.path().join("trust_config.json")
+    }
+
+    /// The GitHub Actions variables a job with `id-token: write` has.
+    pub fn actions_env(&self) -> [(&'static str, String); 2] {
+        [
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                format!("{}/actions-token?api-version=2.0", self.url),
+            ),
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                ACTIONS_REQUEST_TOKEN.to_string(),
+            ),
+        ]
+    }
+
+    /// An identity token fetched the way a job fetches one.
+    pub fn identity_token(&self) -> String {
+        let out = run(Command::new("curl").args([
+            "-sf",
+            "-H",
+            &format!("Authorization: Bearer {ACTIONS_REQUEST_TOKEN}"),
+            &format!("{}/actions-token?audience=sigstore", self.url),
+        ]));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["value"].as_str().unwrap().to_string()
+    }
+
+    /// `sigstore verify identity --offline` (sigstore-python) of `bundle` over `artifact`.
+    pub fn python_verify(
+        &self,
+        bundle: &Path,
+        artifact: &Path,
+        identity: &str,
+        issuer: &str,
+    ) -> Output {
+        Command::new("python3")
+            .args(["-m", "sigstore", "--trust-config"])
+            .arg(self.trust_config())
+            .args(["verify", "identity", "--offline", "--bundle"])
+            .arg(bundle)
+            .args(["--cert-identity", identity, "--cert-oidc-issuer", issuer])
+            .arg(artifact)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Registry {
+    /// `skopeo copy` between two references of this (plain HTTP) registry.
+    pub fn skopeo_copy(&self, from: &str, to: &str) {
+        run(Command::new("skopeo")
+            .args([
+                "copy",
+                "-q",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("docker://{}", self.repo(from)))
+            .arg(format!("docker://{}", self.repo(to))));
+    }
+
+    /// Pushes a blob with two plain HTTP requests; returns its digest.
+    pub fn push_blob(&self, name: &str, bytes: &[u8]) -> String {
+        let digest = format!("sha256:{}", sha256_hex(bytes));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("blob");
+        std::fs::write(&file, bytes).unwrap();
+        let out = run(Command::new("curl").args([
+            "-sf",
+            "-X",
+            "POST",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            &format!("http://{}/v2/{name}/blobs/uploads/", self.host),
+        ]));
+        let location = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Location: ")
+                    .or(l.strip_prefix("location: "))
+                    .map(|s| s.trim().to_string())
+            })
+            .unwrap();
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = if location.starts_with("http") {
+            location.clone()
+        } else {
+            format!("http://{}{location}", self.host)
+        };
+        run(Command::new("curl").args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!("{url}{sep}digest={digest}"),
+        ]));
+        digest
+    }
+
+    /// Puts a manifest under `reference` (a tag or digest).
+    pub fn put_manifest(&self, name: &str, reference: &str, media_type: &str, bytes: &[u8]) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("manifest");
+        std::fs::write(&file, bytes).unwrap();
+        run(Command::new("curl").args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {media_type}"),
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!("http://{}/v2/{name}/manifests/{reference}", self.host),
+        ]));
+    }
+
+    /// GET of a manifest or blob path under `/v2/`, as bytes.
+    pub fn get(&self, path: &str) -> Vec<u8> {
+        run(Command::new("curl").args([
+            "-sf",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+            &format!("http://{}/v2/{path}", self.host),
+        ]))
+        .stdout
+    }
+}

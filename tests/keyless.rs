@@ -1,0 +1,565 @@
+//! Keyless signatures end to end on loopback: the GitHub Actions token endpoint, Fulcio,
+//! CT log and Rekor of the Sigstore stand-in, a real registry without the referrers API
+//! (CNCF Distribution 2.8, like GHCR), and sigstore-python 4.5.1 verifying, offline and
+//! independently, exactly what the registry holds. Every negative case is refused by both.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use base64::Engine as _;
+use p256::ecdsa::signature::Signer as _;
+
+use crate::util::{
+    Env, Registry, SigstoreStandIn, ACTIONS_ISSUER, ACTIONS_REQUEST_TOKEN, WORKFLOW_IDENTITY,
+};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const BUNDLE_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+/// A registry, the Sigstore stand-in and the poc app, published with `--sign keyless`
+/// from a simulated Actions job (the token comes through the real Actions path).
+struct Setup {
+    reg: Registry,
+    sig: SigstoreStandIn,
+    env: Env,
+    outputs: Vec<Output>,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let reg = Registry::plain();
+        let sig = SigstoreStandIn::start();
+        let env = Env::new();
+        env.poc_app(&reg);
+        env.prepare_poc(&crate::util::fixtures().oci_archive);
+        let mut s = Setup {
+            reg,
+            sig,
+            env,
+            outputs: Vec::new(),
+        };
+        let publish = s.keyless(&format!(
+            "package publish --plain-http --sign keyless --to {}",
+            s.reg.repo("acme/poc-app")
+        ));
+        assert!(
+            publish.status.success(),
+            "{}",
+            String::from_utf8_lossy(&publish.stderr)
+        );
+        assert!(String::from_utf8_lossy(&publish.stdout).contains("signed sha256:"));
+        s
+    }
+
+    /// Runs `line` with the Actions variables and the stand-in's trust config; keeps the
+    /// output for the secret scan.
+    fn keyless(&mut self, line: &str) -> Output {
+        let mut c = self.env.cli(line);
+        c.arg("--trust-config").arg(self.sig.trust_config());
+        for (k, v) in self.sig.actions_env() {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        self.outputs.push(out.clone());
+        out
+    }
+
+    /// `package verify` of `reference` for `identity` and `issuer`.
+    fn verify(&mut self, reference: &str, identity: &str, issuer: &str) -> Output {
+        let out = self
+            .env
+            .cmd()
+            .args(["package", "verify", "--plain-http", reference])
+            .args(["--certificate-identity", identity])
+            .args(["--certificate-oidc-issuer", issuer])
+            .arg("--trust-config")
+            .arg(self.sig.trust_config())
+            .output()
+            .unwrap();
+        self.outputs.push(out.clone());
+        out
+    }
+
+    /// The manifest `name:tag` serves and the bundles listed under its referrers tag, read
+    /// through the registry API.
+    fn fetched(&self, name: &str, tag: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let manifest = self.reg.get(&format!("{name}/manifests/{tag}"));
+        let index = Command::new("curl")
+            .args([
+                "-sf",
+                "-H",
+                "Accept: application/vnd.oci.image.index.v1+json",
+            ])
+            .arg(format!(
+                "http://{}/v2/{name}/manifests/sha256-{}",
+                self.reg.host,
+                crate::util::sha256_hex(&manifest)
+            ))
+            .output()
+            .unwrap();
+        let mut bundles = Vec::new();
+        if index.status.success() {
+            let index: serde_json::Value = serde_json::from_slice(&index.stdout).unwrap();
+            for entry in index["manifests"].as_array().unwrap() {
+                let referrer: serde_json::Value = serde_json::from_slice(&self.reg.get(&format!(
+                    "{name}/manifests/{}",
+                    entry["digest"].as_str().unwrap()
+                )))
+                .unwrap();
+                assert_eq!(referrer["artifactType"], BUNDLE_TYPE);
+                let layer = referrer["layers"][0]["digest"].as_str().unwrap();
+                bundles.push(self.reg.get(&format!("{name}/blobs/{layer}")));
+            }
+        }
+        (manifest, bundles)
+    }
+
+    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.env.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// sigstore-python's verdict on `bundle` over `artifact`.
+    fn python(&self, bundle: &[u8], artifact: &[u8], identity: &str, issuer: &str) -> Output {
+        let b = self.file("py-bundle.json", bundle);
+        let a = self.file("py-artifact", artifact);
+        self.sig.python_verify(&b, &a, identity, issuer)
+    }
+
+    /// Copies the package to `name:1.2.0` and lists `bundle` as its only signature.
+    fn copy_with_bundle(&self, name: &str, subject: &[u8], bundle: &[u8]) {
+        copy_manifest(&self.reg, "acme/poc-app", name, subject);
+        attach(&self.reg, name, subject, bundle);
+    }
+}
+
+/// Puts the blobs and the manifest `subject` of `from` into `to` under tag 1.2.0.
+fn copy_manifest(reg: &Registry, from: &str, to: &str, subject: &[u8]) {
+    let m: serde_json::Value = serde_json::from_slice(subject).unwrap();
+    let mut blobs = vec![m["config"]["digest"].as_str().unwrap().to_string()];
+    for l in m["layers"].as_array().unwrap() {
+        blobs.push(l["digest"].as_str().unwrap().to_string());
+    }
+    for d in blobs {
+        reg.push_blob(to, &reg.get(&format!("{from}/blobs/{d}")));
+    }
+    reg.put_manifest(to, "1.2.0", m["mediaType"].as_str().unwrap(), subject);
+}
+
+/// Publishes `bundle` as the referrer of `subject` in `name` and lists it under the
+/// `sha256-<hex>` tag, as cosign 3 lays it out.
+fn attach(reg: &Registry, name: &str, subject: &[u8], bundle: &[u8]) {
+    let bundle_digest = reg.push_blob(name, bundle);
+    let empty = reg.push_blob(name, b"{}");
+    let s: serde_json::Value = serde_json::from_slice(subject).unwrap();
+    let referrer = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": BUNDLE_TYPE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": BUNDLE_TYPE, "digest": bundle_digest, "size": bundle.len()}],
+        "subject": {
+            "mediaType": s["mediaType"],
+            "digest": format!("sha256:{}", crate::util::sha256_hex(subject)),
+            "size": subject.len()
+        }
+    })
+    .to_string();
+    let referrer_digest = format!("sha256:{}", crate::util::sha256_hex(referrer.as_bytes()));
+    reg.put_manifest(
+        name,
+        &referrer_digest,
+        "application/vnd.oci.image.manifest.v1+json",
+        referrer.as_bytes(),
+    );
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": referrer_digest,
+            "size": referrer.len(),
+            "artifactType": BUNDLE_TYPE
+        }]
+    })
+    .to_string();
+    reg.put_manifest(
+        name,
+        &format!("sha256-{}", crate::util::sha256_hex(subject)),
+        "application/vnd.oci.image.index.v1+json",
+        index.as_bytes(),
+    );
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Neither the Actions request token nor any JWT appears in `outputs` or in a file
+/// under `dir`.
+fn assert_no_token_leaked(outputs: &[Output], dir: &Path) {
+    // Every JWT we see starts with the base64url of `{"alg":`.
+    let needles = [ACTIONS_REQUEST_TOKEN, "eyJhbGciOi"];
+    for o in outputs {
+        for stream in [&o.stdout, &o.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            for n in needles {
+                assert!(!text.contains(n), "a token leaked into output: {text}");
+            }
+        }
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                let text = String::from_utf8_lossy(&bytes);
+                for n in needles {
+                    assert!(!text.contains(n), "a token leaked into {}", p.display());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn keyless_signing_runs_end_to_end_and_sigstore_python_agrees() {
+    let mut s = Setup::new();
+    let reference = s.reg.repo("acme/poc-app:1.2.0");
+    let (manifest, bundles) = s.fetched("acme/poc-app", "1.2.0");
+    assert_eq!(bundles.len(), 1);
+    let b: serde_json::Value = serde_json::from_slice(&bundles[0]).unwrap();
+    assert_eq!(b["mediaType"], BUNDLE_TYPE);
+    assert!(b["verificationMaterial"]["certificate"]["rawBytes"].is_string());
+    let entry = &b["verificationMaterial"]["tlogEntries"][0];
+    assert_eq!(entry["kindVersion"]["kind"], "hashedrekord");
+    assert!(!entry["inclusionProof"]["hashes"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(entry["inclusionPromise"]["signedEntryTimestamp"].is_string());
+
+    // sigstore-python, offline, on the bytes the registry serves.
+    let py = s.python(&bundles[0], &manifest, WORKFLOW_IDENTITY, ACTIONS_ISSUER);
+    assert!(
+        py.status.success(),
+        "sigstore-python refused: {}",
+        stderr(&py)
+    );
+
+    // Our verifier, exact and by regular expression.
+    let ours = s.verify(&reference, WORKFLOW_IDENTITY, ACTIONS_ISSUER);
+    assert!(ours.status.success(), "{}", stderr(&ours));
+    let text = String::from_utf8_lossy(&ours.stdout);
+    assert!(
+        text.contains(&format!(
+            "by {WORKFLOW_IDENTITY} (issuer {ACTIONS_ISSUER}, log index "
+        )),
+        "{text}"
+    );
+    let by_regex = s
+        .env
+        .cmd()
+        .args(["package", "verify", "--plain-http", &reference])
+        .args([
+            "--certificate-identity-regexp",
+            "https://github\\.com/margo-gitops/.*",
+        ])
+        .args([
+            "--certificate-oidc-issuer-regexp",
+            "https://token\\.actions\\.githubusercontent\\.com",
+        ])
+        .arg("--trust-config")
+        .arg(s.sig.trust_config())
+        .output()
+        .unwrap();
+    assert!(by_regex.status.success(), "{}", stderr(&by_regex));
+    // A regular expression matches the whole identity, not a part of it.
+    let partial = s
+        .env
+        .cmd()
+        .args(["package", "verify", "--plain-http", &reference])
+        .args(["--certificate-identity-regexp", "margo-gitops"])
+        .args(["--certificate-oidc-issuer", ACTIONS_ISSUER])
+        .arg("--trust-config")
+        .arg(s.sig.trust_config())
+        .output()
+        .unwrap();
+    assert_eq!(partial.status.code(), Some(1));
+
+    // `package show` lists identity, issuer, log index and time.
+    let show = s
+        .env
+        .cli(&format!("package show --plain-http {reference}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        text.contains(&format!(
+            "signed by {WORKFLOW_IDENTITY} (issuer {ACTIONS_ISSUER}, log index "
+        )),
+        "{text}"
+    );
+
+    // Signing an already published package adds a signature and leaves the package alone.
+    let sign = s.keyless(&format!(
+        "package sign --plain-http --sign keyless {reference}"
+    ));
+    assert!(sign.status.success(), "{}", stderr(&sign));
+    let (after, bundles) = s.fetched("acme/poc-app", "1.2.0");
+    assert_eq!(after, manifest, "the package is untouched");
+    assert_eq!(
+        bundles.len(),
+        2,
+        "the second signature is listed beside the first"
+    );
+    let py = s.python(&bundles[1], &manifest, WORKFLOW_IDENTITY, ACTIONS_ISSUER);
+    assert!(py.status.success(), "{}", stderr(&py));
+
+    // `package prepare --sign keyless`: a bundle over the archive, beside it.
+    let prep = s.keyless(&format!(
+        "package prepare app --plain-http --sign keyless -o signed --image web={}",
+        crate::util::fixtures().oci_archive.display()
+    ));
+    assert!(prep.status.success(), "{}", stderr(&prep));
+    let archive = std::fs::read(s.env.work().join("signed/poc-app-1.2.0.tar.gz")).unwrap();
+    let bundle = std::fs::read(
+        s.env
+            .work()
+            .join("signed/poc-app-1.2.0.tar.gz.sigstore.json"),
+    )
+    .unwrap();
+    let py = s.python(&bundle, &archive, WORKFLOW_IDENTITY, ACTIONS_ISSUER);
+    assert!(py.status.success(), "{}", stderr(&py));
+
+    assert_no_token_leaked(&s.outputs, s.env.dir.path());
+}
+
+#[test]
+fn keyless_verification_refuses_what_it_must_and_so_does_sigstore_python() {
+    let mut s = Setup::new();
+    let (manifest, bundles) = s.fetched("acme/poc-app", "1.2.0");
+    let good = bundles[0].clone();
+    let py_refuses = |s: &Setup, bundle: &[u8], artifact: &[u8], identity: &str, issuer: &str| {
+        let o = s.python(bundle, artifact, identity, issuer);
+        assert!(
+            !o.status.success(),
+            "sigstore-python accepted what it must refuse"
+        );
+    };
+    let ours_refuses = |s: &mut Setup, name: &str, identity: &str, issuer: &str, why: &str| {
+        let o = s.verify(&s.reg.repo(&format!("{name}:1.2.0")), identity, issuer);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(why),
+            "expected `{why}` in: {}",
+            stderr(&o)
+        );
+    };
+
+    // Wrong identity, wrong issuer.
+    ours_refuses(
+        &mut s,
+        "acme/poc-app",
+        "https://github.com/evil/fork/.github/workflows/x.yml@refs/heads/main",
+        ACTIONS_ISSUER,
+        "signed by `https://github.com/margo-gitops/",
+    );
+    py_refuses(
+        &s,
+        &good,
+        &manifest,
+        "https://github.com/evil/fork/.github/workflows/x.yml@refs/heads/main",
+        ACTIONS_ISSUER,
+    );
+    ours_refuses(
+        &mut s,
+        "acme/poc-app",
+        WORKFLOW_IDENTITY,
+        "https://accounts.google.com",
+        "identity issued by `https://token.actions.githubusercontent.com`",
+    );
+    py_refuses(
+        &s,
+        &good,
+        &manifest,
+        WORKFLOW_IDENTITY,
+        "https://accounts.google.com",
+    );
+
+    // A forged SET: a valid signature over the right payload, by a key that is not the log's.
+    let mut b: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    let entry = &b["verificationMaterial"]["tlogEntries"][0];
+    let payload = format!(
+        "{{\"body\":\"{}\",\"integratedTime\":{},\"logID\":\"{}\",\"logIndex\":{}}}",
+        entry["canonicalizedBody"].as_str().unwrap(),
+        entry["integratedTime"].as_str().unwrap(),
+        hex::encode(
+            B64.decode(entry["logId"]["keyId"].as_str().unwrap())
+                .unwrap()
+        ),
+        entry["logIndex"].as_str().unwrap()
+    );
+    let forger = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let forged: p256::ecdsa::DerSignature = forger.sign(payload.as_bytes());
+    b["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"]["signedEntryTimestamp"] =
+        B64.encode(forged.as_bytes()).into();
+    let forged_set = serde_json::to_vec(&b).unwrap();
+    s.copy_with_bundle("acme/forged-set", &manifest, &forged_set);
+    ours_refuses(
+        &mut s,
+        "acme/forged-set",
+        WORKFLOW_IDENTITY,
+        ACTIONS_ISSUER,
+        "signed entry timestamp does not verify",
+    );
+    py_refuses(
+        &s,
+        &forged_set,
+        &manifest,
+        WORKFLOW_IDENTITY,
+        ACTIONS_ISSUER,
+    );
+
+    // A broken inclusion proof: one bit of one hash of the audit path.
+    let mut b: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    let hash = &mut b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"][0];
+    let mut raw = B64.decode(hash.as_str().unwrap()).unwrap();
+    raw[0] ^= 1;
+    *hash = B64.encode(raw).into();
+    let broken = serde_json::to_vec(&b).unwrap();
+    s.copy_with_bundle("acme/broken-proof", &manifest, &broken);
+    ours_refuses(
+        &mut s,
+        "acme/broken-proof",
+        WORKFLOW_IDENTITY,
+        ACTIONS_ISSUER,
+        "inclusion proof does not lead to the root hash",
+    );
+    py_refuses(&s, &broken, &manifest, WORKFLOW_IDENTITY, ACTIONS_ISSUER);
+
+    // A tampered package: one annotation changed, the original signature beside it.
+    let tampered = String::from_utf8(manifest.clone())
+        .unwrap()
+        .replacen(
+            "\"annotations\":{",
+            "\"annotations\":{\"x-tampered\":\"yes\",",
+            1,
+        )
+        .into_bytes();
+    assert_ne!(tampered, manifest);
+    s.copy_with_bundle("acme/tampered", &tampered, &good);
+    ours_refuses(
+        &mut s,
+        "acme/tampered",
+        WORKFLOW_IDENTITY,
+        ACTIONS_ISSUER,
+        "another artifact",
+    );
+    py_refuses(&s, &good, &tampered, WORKFLOW_IDENTITY, ACTIONS_ISSUER);
+
+    // A signature of another artifact: the Application Package's own (valid) signature,
+    // listed as the package's.
+    let other = s.keyless(&format!(
+        "package sign --plain-http --sign keyless {}",
+        s.reg.repo("acme/poc-app-app:1.2.0")
+    ));
+    assert!(other.status.success(), "{}", stderr(&other));
+    let (_, other_bundles) = s.fetched("acme/poc-app-app", "1.2.0");
+    s.copy_with_bundle("acme/other-artifact", &manifest, &other_bundles[0]);
+    ours_refuses(
+        &mut s,
+        "acme/other-artifact",
+        WORKFLOW_IDENTITY,
+        ACTIONS_ISSUER,
+        "another artifact",
+    );
+    py_refuses(
+        &s,
+        &other_bundles[0],
+        &manifest,
+        WORKFLOW_IDENTITY,
+        ACTIONS_ISSUER,
+    );
+
+    // Content swapped under the tag: 1.2.0 now names a manifest that was never signed.
+    s.reg
+        .skopeo_copy("acme/poc-app-app:1.2.0", "acme/poc-app:1.2.0");
+    let (swapped, _) = s.fetched("acme/poc-app", "1.2.0");
+    ours_refuses(
+        &mut s,
+        "acme/poc-app",
+        WORKFLOW_IDENTITY,
+        ACTIONS_ISSUER,
+        "is not signed",
+    );
+    py_refuses(&s, &good, &swapped, WORKFLOW_IDENTITY, ACTIONS_ISSUER);
+
+    assert_no_token_leaked(&s.outputs, s.env.dir.path());
+}
+
+#[test]
+fn keyless_needs_a_valid_token_and_pushes_nothing_without_one() {
+    let reg = Registry::plain();
+    let sig = SigstoreStandIn::start();
+    let env = Env::new();
+    env.poc_app(&reg);
+    env.prepare_poc(&crate::util::fixtures().oci_archive);
+    let writes = reg.writes();
+    let publish = |extra: &[(&str, String)]| {
+        let mut c = env.cli(&format!(
+            "package publish --plain-http --sign keyless --to {}",
+            reg.repo("acme/poc-app")
+        ));
+        c.arg("--trust-config").arg(sig.trust_config());
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+
+    // No token anywhere: a usage error naming what to do, nothing pushed.
+    let none = publish(&[]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(
+        stderr(&none).contains("id-token: write"),
+        "{}",
+        stderr(&none)
+    );
+    assert_eq!(reg.writes(), writes, "nothing was pushed");
+
+    // The Actions endpoint refuses a wrong request token: exit 2, nothing pushed, and the
+    // token sent is not echoed.
+    let wrong = publish(&[
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            format!("{}/actions-token?api-version=2.0", sig.url),
+        ),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "wrong-request-token-xyz".into(),
+        ),
+    ]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(stderr(&wrong).contains("refused"), "{}", stderr(&wrong));
+    assert!(!stderr(&wrong).contains("wrong-request-token-xyz"));
+    assert_eq!(reg.writes(), writes, "nothing was pushed");
+
+    // An expired token is refused before Fulcio is asked.
+    let expired = format!(
+        "eyJhbGciOiJub25lIn0.{}.",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"sub":"x","exp":1000}"#)
+    );
+    let old = publish(&[("SIGSTORE_ID_TOKEN", expired)]);
+    assert_eq!(old.status.code(), Some(2));
+    assert!(stderr(&old).contains("expired"), "{}", stderr(&old));
+    assert_eq!(reg.writes(), writes, "nothing was pushed");
+
+    // SIGSTORE_ID_TOKEN, the usual override, signs.
+    let ok = publish(&[("SIGSTORE_ID_TOKEN", sig.identity_token())]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_no_token_leaked(&[none, wrong, old, ok], env.dir.path());
+}
