@@ -294,7 +294,9 @@ pub struct SignArgs {
 #[derive(Debug, Args)]
 pub struct SigningArgs {
     /// How to sign: `keyless` (Sigstore, from the OIDC identity; the default inside GitHub
-    /// Actions), `key:PATH` (a P-256 private key, PEM), or `none` (the default elsewhere).
+    /// Actions), `key:PATH` (a P-256 private key, PEM, or a cosign key with
+    /// COSIGN_PASSWORD), `pgp:PATH` (an armored OpenPGP secret key; a detached signature of
+    /// the archive, as the PoC made), or `none` (the default elsewhere).
     #[arg(
         long,
         value_name = "MODE",
@@ -330,8 +332,13 @@ pub struct VerifyArgs {
     pub reference: String,
     /// The public key (PEM) a key signature must verify with.
     #[arg(long, value_name = "PUB", help_heading = "Signer",
-          conflicts_with_all = ["certificate_identity", "certificate_identity_regexp"])]
+          conflicts_with_all = ["certificate_identity", "certificate_identity_regexp", "pgp_key"])]
     pub key: Option<PathBuf>,
+
+    /// The armored OpenPGP public key the archive's detached signature must verify with.
+    #[arg(long, value_name = "PUB", help_heading = "Signer",
+          conflicts_with_all = ["certificate_identity", "certificate_identity_regexp"])]
+    pub pgp_key: Option<PathBuf>,
 
     /// The identity the keyless signature's certificate must name (e.g.
     /// `https://github.com/OWNER/REPO/.github/workflows/publish.yml@refs/heads/main`).

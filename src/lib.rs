@@ -42,6 +42,7 @@ pub mod margo_app;
 pub mod media;
 pub mod mirror;
 pub mod package;
+pub mod pgp;
 pub mod pipeline;
 pub mod progress;
 pub mod publish;

@@ -77,6 +77,9 @@ fn verify_requirement(a: &cli::VerifyArgs) -> margo_gitops::Result<sign::Require
     if let Some(key) = &a.key {
         return Ok(sign::Requirement::Key(key.clone()));
     }
+    if let Some(key) = &a.pgp_key {
+        return Ok(sign::Requirement::Pgp(key.clone()));
+    }
     let pick =
         |exact: &Option<String>, regex: &Option<String>| -> margo_gitops::Result<Option<Match>> {
             match (exact, regex) {
@@ -102,7 +105,7 @@ fn verify_requirement(a: &cli::VerifyArgs) -> margo_gitops::Result<sign::Require
         )),
         _ => Err(margo_gitops::Error::Usage(
             "name who must have signed: --certificate-identity ID --certificate-oidc-issuer URL \
-             (keyless), or --key PUB"
+             (keyless), --key PUB, or --pgp-key PUB"
                 .into(),
         )),
     }

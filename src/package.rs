@@ -401,13 +401,9 @@ pub async fn prepare(opts: &PrepareOptions) -> Result<Prepared> {
     let archive = write_package(&archive_path, &entries, &cache, mtime)?;
     let signature = match &signer {
         Some(signer) => {
-            let digest: [u8; 32] = hex::decode(archive.0.hex())
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .expect("a SHA-256 digest");
-            let bundle = signer.bundle(&digest).await?;
-            let name = format!("{stem}.tar.gz.sigstore.json");
-            crate::store::layout::write_atomic(&opts.out_dir.join(&name), &bundle)?;
+            let (bytes, ext) = signer.sign_file(&archive_path, &archive.0).await?;
+            let name = format!("{stem}.tar.gz.{ext}");
+            crate::store::layout::write_atomic(&opts.out_dir.join(&name), &bytes)?;
             Some(name)
         }
         None => None,

@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
-use sha2::Digest as _;
 
 use crate::digest::Digest;
 
@@ -323,10 +322,10 @@ pub async fn publish(opts: &PublishOptions) -> Result<Published> {
     }
     // The package (the first artifact) is signed before anything is written: a refused
     // token or an unreachable Fulcio or Rekor leaves the registry untouched.
-    let bundle = match (&signer, plans.first()) {
-        (Some(signer), Some(p)) => Some(
+    let signature = match (&signer, plans.first(), stores.first()) {
+        (Some(signer), Some(p), Some(store)) => Some(
             signer
-                .bundle(&sha2::Sha256::digest(&p.manifest.bytes).into())
+                .sign_package(&p.manifest, store, Some(&archive))
                 .await?,
         ),
         _ => None,
@@ -362,10 +361,14 @@ pub async fn publish(opts: &PublishOptions) -> Result<Published> {
         }
     }
     // Its signature is attached before any tag moves.
-    if let (Some(bundle), Some(p), Some(store), Some(result)) =
-        (&bundle, plans.first(), stores.first(), results.first_mut())
-    {
-        result.signature = Some(crate::sign::attach_bundle(store, &p.manifest, bundle).await?);
+    if let (Some(signature), Some(p), Some(store), Some(result)) = (
+        &signature,
+        plans.first(),
+        stores.first(),
+        results.first_mut(),
+    ) {
+        result.signature =
+            Some(crate::sign::attach_signature(store, &p.manifest, signature).await?);
     }
     for ((p, store), result) in plans.iter().zip(&stores).zip(&mut results) {
         for tag in &p.tags {

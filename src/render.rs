@@ -145,18 +145,30 @@ pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<Packa
         url: blob_url(&target.repo, d, connect.plain_http),
     };
     let (registry, repository, oci) = coordinates(&target.repo);
-    let signature = crate::sign::signatures(&store, &manifest.digest)
-        .await?
-        .into_iter()
-        .next();
+    let signatures = crate::sign::signatures(&store, &manifest.digest).await?;
+    // The OpenPGP signature (with its key) first: the PoC form's keyLocation needs it.
+    let first = signatures
+        .iter()
+        .find(|(f, _)| f.is_pgp())
+        .or(signatures.first())
+        .map(|(f, _)| f);
     Ok(PackageInfo {
-        signer: signature.as_ref().map(|(f, _)| f.signer()),
-        signature: signature.map(|(f, b)| {
-            blob(
-                &f.bundle_digest,
-                b.len() as i64,
-                crate::sign::BUNDLE_MEDIA_TYPE,
-            )
+        signer: first.map(|f| f.signer()),
+        signature: first.map(|f| {
+            let media_type = if f.is_pgp() {
+                crate::pgp::SIGNATURE_MEDIA_TYPE
+            } else {
+                crate::sign::BUNDLE_MEDIA_TYPE
+            };
+            blob(&f.bundle_digest, f.bundle_size as i64, media_type)
+        }),
+        key: first.and_then(|f| {
+            let digest = f.pgp_key_digest.as_deref()?;
+            Some(blob(
+                digest,
+                f.pgp_key_size.unwrap_or(0) as i64,
+                crate::pgp::KEY_MEDIA_TYPE,
+            ))
         }),
         reference: format!("{}:{tag}", target.repo),
         registry,
@@ -165,7 +177,6 @@ pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<Packa
         tag,
         oci,
         archive: blob(&layer.digest, layer.size, &layer.media_type),
-        key: None,
     })
 }
 

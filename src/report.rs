@@ -85,7 +85,7 @@ pub fn published(p: &Published, json: bool) -> std::io::Result<()> {
         if let Some(sig) = &a.signature {
             writeln!(
                 out,
-                "    signed {sig} (Sigstore bundle, a referrer of the package)"
+                "    signed {sig} (the signature, a referrer of the package)"
             )?;
         }
     }
@@ -151,12 +151,7 @@ pub fn shown(s: &Shown, json: bool) -> std::io::Result<()> {
     } else {
         writeln!(out, "signatures:")?;
         for sig in &s.signatures {
-            writeln!(
-                out,
-                "  sigstore bundle {}  signed by {}",
-                sig.referrer,
-                sig.signer()
-            )?;
+            writeln!(out, "  signature {}  by {}", sig.referrer, sig.signer())?;
         }
     }
     if !s.referrers.is_empty() {

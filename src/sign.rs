@@ -143,9 +143,8 @@ pub fn generate(prefix: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((key_path, pub_path))
 }
 
-/// Reads a private key (PKCS#8 or SEC1 PEM); warns when others may read the file.
-fn load_key(path: &Path) -> Result<SigningKey> {
-    let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
+/// Warns on stderr when others than the owner may read a private key file.
+pub(crate) fn warn_if_readable(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -160,19 +159,106 @@ fn load_key(path: &Path) -> Result<SigningKey> {
             }
         }
     }
-    if text.contains("ENCRYPTED") {
-        return Err(Error::invalid_file(
-            path,
-            None,
-            "encrypted keys (cosign's) are not supported yet",
-        )
-        .with_hint("use `margo-gitops key generate`, or an unencrypted PKCS#8 P-256 key"));
+}
+
+/// Reads a private key (PKCS#8 or SEC1 PEM, or a cosign key); warns when others may
+/// read the file.
+fn load_key(path: &Path) -> Result<SigningKey> {
+    let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
+    warn_if_readable(path);
+    if text.contains("ENCRYPTED SIGSTORE PRIVATE KEY")
+        || text.contains("ENCRYPTED COSIGN PRIVATE KEY")
+    {
+        return decrypt_cosign_key(path, &text);
+    }
+    if text.contains("ENCRYPTED PRIVATE KEY") {
+        return Err(
+            Error::invalid_file(path, None, "a PKCS#8-encrypted key is not supported").with_hint(
+                "decrypt it with `openssl pkcs8 -in KEY -out PLAIN.key`, or use a cosign key",
+            ),
+        );
     }
     SigningKey::from_pkcs8_pem(&text)
         .or_else(|_| p256::SecretKey::from_sec1_pem(&text).map(SigningKey::from))
         .map_err(|_| {
             Error::invalid_file(path, None, "not a P-256 private key (PKCS#8 or SEC1 PEM)")
         })
+}
+
+/// Decrypts a key `cosign generate-key-pair` wrote: scrypt over `COSIGN_PASSWORD`, then a
+/// NaCl secretbox holding the PKCS#8 key.
+fn decrypt_cosign_key(path: &Path, pem: &str) -> Result<SigningKey> {
+    use crypto_secretbox::aead::{Aead as _, KeyInit as _};
+
+    #[derive(serde::Deserialize)]
+    struct Encrypted {
+        kdf: Kdf,
+        cipher: Cipher,
+        ciphertext: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Kdf {
+        name: String,
+        params: KdfParams,
+        salt: String,
+    }
+    #[derive(serde::Deserialize)]
+    #[allow(non_snake_case)]
+    struct KdfParams {
+        N: u64,
+        r: u32,
+        p: u32,
+    }
+    #[derive(serde::Deserialize)]
+    struct Cipher {
+        name: String,
+        nonce: String,
+    }
+    let bad = |m: &str| Error::invalid_file(path, None, format!("not a cosign key: {m}"));
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<String>();
+    let json = B64
+        .decode(body.trim())
+        .map_err(|_| bad("the PEM body is not base64"))?;
+    let e: Encrypted = serde_json::from_slice(&json).map_err(|_| bad("unexpected JSON"))?;
+    if e.kdf.name != "scrypt" || e.cipher.name != "nacl/secretbox" {
+        return Err(bad("only scrypt with nacl/secretbox is known"));
+    }
+    let password = std::env::var("COSIGN_PASSWORD").map_err(|_| {
+        Error::Usage(format!(
+            "{} is encrypted: set COSIGN_PASSWORD to its password",
+            path.display()
+        ))
+    })?;
+    let n = e.kdf.params.N;
+    if !n.is_power_of_two() || n < 2 {
+        return Err(bad("the scrypt N is not a power of two"));
+    }
+    let params = scrypt::Params::new(n.trailing_zeros() as u8, e.kdf.params.r, e.kdf.params.p, 32)
+        .map_err(|_| bad("scrypt parameters out of range"))?;
+    let salt = B64
+        .decode(&e.kdf.salt)
+        .map_err(|_| bad("the salt is not base64"))?;
+    let mut secret = [0u8; 32];
+    scrypt::scrypt(password.as_bytes(), &salt, &params, &mut secret)
+        .map_err(|_| bad("scrypt failed"))?;
+    let nonce = B64
+        .decode(&e.cipher.nonce)
+        .ok()
+        .filter(|n| n.len() == 24)
+        .ok_or_else(|| bad("the nonce is not 24 bytes of base64"))?;
+    let ciphertext = B64
+        .decode(&e.ciphertext)
+        .map_err(|_| bad("the ciphertext is not base64"))?;
+    let plain = crypto_secretbox::XSalsa20Poly1305::new(&secret.into())
+        .decrypt(nonce.as_slice().into(), ciphertext.as_slice())
+        .map_err(|_| {
+            Error::invalid_file(path, None, "cannot decrypt the key: wrong COSIGN_PASSWORD?")
+        })?;
+    SigningKey::from_pkcs8_der(&plain)
+        .map_err(|_| Error::invalid_file(path, None, "the decrypted key is not a P-256 key"))
 }
 
 /// Reads a public key (SPKI PEM).
@@ -242,12 +328,14 @@ pub fn verify_key_bundle(
         .map_err(|_| "the signature does not match the key".to_string())
 }
 
-/// A signature found for a package, as the bundle describes it (not verified).
+/// A signature found for a package, as it describes itself (not verified).
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Found {
     pub referrer: String,
+    /// The blob holding the signature: the Sigstore bundle, or the OpenPGP signature.
     pub bundle_digest: String,
+    pub bundle_size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_hint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -259,89 +347,129 @@ pub struct Found {
     /// When the transparency log integrated the entry (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_at: Option<String>,
+    /// OpenPGP signatures: the signing key's fingerprint and the public key's blob.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgp_fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgp_key_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgp_key_size: Option<u64>,
 }
 
 impl Found {
-    fn describe(referrer: String, bundle_digest: String, bundle: &[u8]) -> Found {
-        let mut f = Found {
-            referrer,
-            bundle_digest,
-            ..Default::default()
-        };
+    fn describe(&mut self, bundle: &[u8]) {
         let Ok(b) = Bundle::parse(bundle) else {
-            return f;
+            return;
         };
-        f.key_hint = b
+        self.key_hint = b
             .verification_material
             .public_key
             .as_ref()
             .map(|k| k.hint.clone());
         if let Some(d) = crate::sigstore::verify::describe(&b) {
-            f.identity = Some(d.identity);
-            f.issuer = Some(d.issuer);
-            f.log_index = (d.log_index >= 0).then_some(d.log_index);
-            f.signed_at =
+            self.identity = Some(d.identity);
+            self.issuer = Some(d.issuer);
+            self.log_index = (d.log_index >= 0).then_some(d.log_index);
+            self.signed_at =
                 (d.integrated_time > 0).then(|| crate::publish::rfc3339(d.integrated_time as u64));
         }
-        f
     }
 
-    /// Who signed, in words: `key HINT` or `IDENTITY (issuer ISSUER, log index N, TIME)`.
+    /// Whether this is an OpenPGP signature (over the archive) rather than a bundle.
+    pub fn is_pgp(&self) -> bool {
+        self.pgp_key_digest.is_some()
+    }
+
+    /// Who signed, in words: `key HINT`, `OpenPGP key FINGERPRINT` or
+    /// `IDENTITY (issuer ISSUER, log index N, TIME)`.
     pub fn signer(&self) -> String {
-        match (&self.key_hint, &self.identity) {
-            (Some(h), _) => format!("key {h}"),
-            (None, Some(id)) => format!(
+        match (&self.key_hint, &self.identity, &self.pgp_fingerprint) {
+            (Some(h), _, _) => format!("key {h}"),
+            (None, Some(id), _) => format!(
                 "{id} (issuer {}, log index {}, {})",
                 self.issuer.as_deref().unwrap_or("?"),
                 self.log_index.map_or("?".into(), |i| i.to_string()),
                 self.signed_at.as_deref().unwrap_or("?")
             ),
-            (None, None) => "an unreadable bundle".into(),
+            (None, None, Some(fp)) => format!("OpenPGP key {fp}"),
+            (None, None, None) => "an unreadable signature".into(),
         }
     }
 }
 
-/// The bundles listed under the `sha256-<hex>` referrers tag of `subject`.
+/// The signatures listed under the `sha256-<hex>` referrers tag of `subject`, with their
+/// content: the bundle, or the armored OpenPGP signature.
 pub async fn signatures(store: &Store, subject: &Digest) -> Result<Vec<(Found, Vec<u8>)>> {
     let Some(index) = store.manifest(&subject.dashed()).await? else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    // Entries are not filtered on their `artifactType`: some tools drop it when they copy
-    // the index; the referrer manifest itself says what it is.
+    // Entries are not filtered out for a missing `artifactType`: some tools drop it when
+    // they copy the index; the referrer manifest itself says what it is.
     for entry in index.index()?.manifests.iter().filter(|m| {
         m.artifact_type
             .as_deref()
-            .is_none_or(|t| t == BUNDLE_MEDIA_TYPE)
+            .is_none_or(|t| t == BUNDLE_MEDIA_TYPE || t == crate::pgp::ARTIFACT_TYPE)
     }) {
         let Some(m) = store.manifest(&entry.digest).await? else {
             continue;
         };
         let image = m.image()?;
-        let Some(layer) = image
-            .layers
-            .iter()
-            .find(|l| l.media_type == BUNDLE_MEDIA_TYPE)
-        else {
+        let find = |t: &str| image.layers.iter().find(|l| l.media_type == t);
+        let Some(layer) = find(BUNDLE_MEDIA_TYPE).or(find(crate::pgp::SIGNATURE_MEDIA_TYPE)) else {
             continue;
         };
         let digest: Digest = layer.digest.parse()?;
         let bytes = store
             .fetch_blob_bytes(&digest, Some(layer.size as u64))
             .await?;
-        out.push((
-            Found::describe(entry.digest.clone(), layer.digest.clone(), &bytes),
-            bytes,
-        ));
+        let mut f = Found {
+            referrer: entry.digest.clone(),
+            bundle_digest: layer.digest.clone(),
+            bundle_size: layer.size as u64,
+            ..Default::default()
+        };
+        if layer.media_type == BUNDLE_MEDIA_TYPE {
+            f.describe(&bytes);
+        } else {
+            let key = find(crate::pgp::KEY_MEDIA_TYPE);
+            f.pgp_key_digest = key.map(|k| k.digest.clone());
+            f.pgp_key_size = key.map(|k| k.size as u64);
+            f.pgp_fingerprint = image
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANN_PGP_FINGERPRINT).cloned());
+            if f.pgp_key_digest.is_none() {
+                continue;
+            }
+        }
+        out.push((f, bytes));
     }
     Ok(out)
 }
+
+const ANN_PGP_FINGERPRINT: &str = "org.margo.signature.pgp.fingerprint";
+const ANN_SIGNED_BLOB: &str = "org.margo.signature.signed-blob";
 
 /// A ready signer: keys are loaded and the identity token source checked before anything
 /// is pushed, so a bad key or a missing token stops a publish early.
 pub enum Signer {
     Key(SigningKey),
     Keyless { tokens: TokenSource, trust: Trust },
+    Pgp(Box<crate::pgp::PgpSigner>),
+}
+
+/// A package's signature, made and not yet published.
+pub enum Signature {
+    /// A Sigstore bundle over the package manifest.
+    Bundle(Vec<u8>),
+    /// An OpenPGP signature over the package archive (`archive` names the blob).
+    Pgp {
+        signature: String,
+        public_key: String,
+        fingerprint: String,
+        archive: Digest,
+    },
 }
 
 impl Signer {
@@ -374,14 +502,14 @@ impl Signer {
                     trust,
                 }))
             }
-            SignMode::Pgp(_) => Err(Error::Usage(
-                "--sign pgp:PATH is not available yet; use --sign keyless or key:PATH".into(),
-            )),
+            SignMode::Pgp(path) => Ok(Some(Signer::Pgp(Box::new(crate::pgp::PgpSigner::load(
+                path,
+            )?)))),
         }
     }
 
-    /// A Sigstore bundle v0.3 over the artifact whose SHA-256 is `digest`.
-    pub async fn bundle(&self, digest: &[u8; 32]) -> Result<Vec<u8>> {
+    /// A Sigstore bundle v0.3 over the artifact whose SHA-256 is `digest` (Sigstore modes).
+    async fn bundle(&self, digest: &[u8; 32]) -> Result<Vec<u8>> {
         match self {
             Signer::Key(key) => Ok(key_bundle_for(key, digest)),
             Signer::Keyless { tokens, trust } => {
@@ -389,42 +517,142 @@ impl Signer {
                     .await?
                     .to_json())
             }
+            Signer::Pgp(_) => unreachable!("OpenPGP signs archives, not digests"),
         }
     }
 
-    /// Signs the package `subject` in `store` and attaches the bundle; returns the referrer.
+    /// Signs a local file (`package prepare --sign`): returns the signature's bytes and
+    /// the file extension it is written under.
+    pub async fn sign_file(&self, path: &Path, digest: &Digest) -> Result<(Vec<u8>, &'static str)> {
+        match self {
+            Signer::Pgp(p) => Ok((p.sign_file(path)?.into_bytes(), "asc")),
+            _ => Ok((self.bundle(&digest_bytes(digest)).await?, "sigstore.json")),
+        }
+    }
+
+    /// Signs a package: its manifest (Sigstore modes) or its archive, read from
+    /// `archive_file` when given, else fetched from `store` (OpenPGP).
+    pub async fn sign_package(
+        &self,
+        subject: &Manifest,
+        store: &Store,
+        archive_file: Option<&Path>,
+    ) -> Result<Signature> {
+        let Signer::Pgp(pgp) = self else {
+            return Ok(Signature::Bundle(
+                self.bundle(&sha2::Sha256::digest(&subject.bytes).into())
+                    .await?,
+            ));
+        };
+        let layer = archive_layer(subject)?;
+        let archive: Digest = layer.digest.parse()?;
+        let signature = match archive_file {
+            Some(path) => pgp.sign_file(path)?,
+            None => {
+                let tmp = tempfile::NamedTempFile::new()
+                    .map_err(Error::io("create", std::env::temp_dir()))?;
+                store.fetch_blob_to_file(&layer, tmp.path()).await?;
+                pgp.sign_file(tmp.path())?
+            }
+        };
+        Ok(Signature::Pgp {
+            signature,
+            public_key: pgp.public_armored.clone(),
+            fingerprint: pgp.fingerprint.clone(),
+            archive,
+        })
+    }
+
+    /// Signs the package `subject` in `store` and attaches the signature; returns the
+    /// referrer.
     pub async fn attach(&self, store: &Store, subject: &Manifest) -> Result<Digest> {
-        let bundle = self
-            .bundle(&sha2::Sha256::digest(&subject.bytes).into())
-            .await?;
-        attach_bundle(store, subject, &bundle).await
+        let signature = self.sign_package(subject, store, None).await?;
+        attach_signature(store, subject, &signature).await
     }
 }
 
-/// Publishes `bundle` as a referrer of `subject` and lists it under the referrers tag.
-pub async fn attach_bundle(store: &Store, subject: &Manifest, bundle: &[u8]) -> Result<Digest> {
-    let layer = OciDescriptor {
-        media_type: BUNDLE_MEDIA_TYPE.into(),
-        digest: Digest::of(bundle).to_string(),
-        size: bundle.len() as i64,
-        ..Default::default()
-    };
+fn digest_bytes(d: &Digest) -> [u8; 32] {
+    hex::decode(d.hex())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .expect("a SHA-256 digest")
+}
+
+/// The compose archive layer of a package manifest.
+fn archive_layer(subject: &Manifest) -> Result<OciDescriptor> {
+    subject
+        .image()?
+        .layers
+        .into_iter()
+        .find(|l| {
+            l.media_type == media::MARGO_COMPOSE_LAYER || l.media_type == media::POC_APP_LAYER
+        })
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{} holds no compose package layer to sign",
+                subject.digest
+            ))
+        })
+}
+
+/// Publishes `signature` as a referrer of `subject` and lists it under the referrers tag.
+pub async fn attach_signature(
+    store: &Store,
+    subject: &Manifest,
+    signature: &Signature,
+) -> Result<Digest> {
     let mut ann = BTreeMap::new();
-    ann.insert(
-        ANN_BUNDLE_CONTENT.to_string(),
-        "message-signature".to_string(),
-    );
+    let (artifact_type, layers): (&str, Vec<(&str, &[u8])>) = match signature {
+        Signature::Bundle(bundle) => {
+            ann.insert(
+                ANN_BUNDLE_CONTENT.to_string(),
+                "message-signature".to_string(),
+            );
+            (
+                BUNDLE_MEDIA_TYPE,
+                vec![(BUNDLE_MEDIA_TYPE, bundle.as_slice())],
+            )
+        }
+        Signature::Pgp {
+            signature,
+            public_key,
+            fingerprint,
+            archive,
+        } => {
+            ann.insert(ANN_PGP_FINGERPRINT.to_string(), fingerprint.clone());
+            ann.insert(ANN_SIGNED_BLOB.to_string(), archive.to_string());
+            (
+                crate::pgp::ARTIFACT_TYPE,
+                vec![
+                    (crate::pgp::SIGNATURE_MEDIA_TYPE, signature.as_bytes()),
+                    (crate::pgp::KEY_MEDIA_TYPE, public_key.as_bytes()),
+                ],
+            )
+        }
+    };
+    for (_, bytes) in &layers {
+        store.push_blob_bytes(bytes).await?;
+    }
+    store.push_blob_bytes(media::EMPTY_JSON).await?;
     let referrer = OciImageManifest {
         schema_version: 2,
         media_type: Some(media::OCI_MANIFEST.into()),
-        artifact_type: Some(BUNDLE_MEDIA_TYPE.into()),
+        artifact_type: Some(artifact_type.into()),
         config: OciDescriptor {
             media_type: media::OCI_EMPTY.into(),
             digest: Digest::of(media::EMPTY_JSON).to_string(),
             size: 2,
             ..Default::default()
         },
-        layers: vec![layer],
+        layers: layers
+            .iter()
+            .map(|(t, bytes)| OciDescriptor {
+                media_type: t.to_string(),
+                digest: Digest::of(bytes).to_string(),
+                size: bytes.len() as i64,
+                ..Default::default()
+            })
+            .collect(),
         subject: Some(subject.descriptor()),
         annotations: Some(ann.clone()),
     };
@@ -432,8 +660,6 @@ pub async fn attach_bundle(store: &Store, subject: &Manifest, bundle: &[u8]) -> 
         media::OCI_MANIFEST,
         serde_json::to_vec(&referrer).expect("JSON"),
     );
-    store.push_blob_bytes(bundle).await?;
-    store.push_blob_bytes(media::EMPTY_JSON).await?;
     if store.resolve(referrer.digest.as_str()).await?.is_none() {
         store.put_manifest(&referrer).await?;
     }
@@ -461,7 +687,7 @@ pub async fn attach_bundle(store: &Store, subject: &Manifest, bundle: &[u8]) -> 
             size: referrer.bytes.len() as i64,
             platform: None,
             annotations: Some(ann),
-            artifact_type: Some(BUNDLE_MEDIA_TYPE.into()),
+            artifact_type: Some(artifact_type.into()),
         });
         let index = Manifest::new(media::OCI_INDEX, serde_json::to_vec(&index).expect("JSON"));
         store.put_manifest(&index).await?;
@@ -521,17 +747,21 @@ pub enum Requirement {
         policy: Policy,
         trust_config: Option<PathBuf>,
     },
+    /// An OpenPGP signature of the archive by this key (`--pgp-key`).
+    Pgp(PathBuf),
 }
 
 enum Check {
     Key(VerifyingKey),
     Identity { policy: Policy, root: TrustedRoot },
+    Pgp(Box<::pgp::composed::SignedPublicKey>),
 }
 
 impl Check {
     fn new(req: &Requirement) -> Result<Check> {
         Ok(match req {
             Requirement::Key(path) => Check::Key(load_public_key(path)?),
+            Requirement::Pgp(path) => Check::Pgp(Box::new(crate::pgp::load_public_key(path)?)),
             Requirement::Identity {
                 policy,
                 trust_config,
@@ -555,15 +785,42 @@ impl Check {
         })
     }
 
-    fn run(&self, bundle: &[u8], artifact: &[u8]) -> std::result::Result<(), String> {
-        match self {
-            Check::Key(key) => verify_key_bundle(bundle, artifact, key),
-            Check::Identity { policy, root } => {
-                let b = Bundle::parse(bundle)?;
-                let digest: [u8; 32] = sha2::Sha256::digest(artifact).into();
-                crate::sigstore::verify::verify(&b, &digest, root, policy).map(|_| ())
+    /// Checks one signature of `subject`; the archive is fetched (once) for OpenPGP.
+    async fn run(
+        &self,
+        found: &Found,
+        content: &[u8],
+        subject: &Manifest,
+        store: &Store,
+        archive: &mut Option<tempfile::NamedTempFile>,
+    ) -> Result<std::result::Result<(), String>> {
+        Ok(match self {
+            Check::Key(_) | Check::Identity { .. } if found.is_pgp() => {
+                Err("an OpenPGP signature (verify it with --pgp-key)".into())
             }
-        }
+            Check::Pgp(_) if !found.is_pgp() => {
+                Err("a Sigstore bundle, not an OpenPGP signature".into())
+            }
+            Check::Key(key) => verify_key_bundle(content, &subject.bytes, key),
+            Check::Identity { policy, root } => Bundle::parse(content).and_then(|b| {
+                let digest: [u8; 32] = sha2::Sha256::digest(&subject.bytes).into();
+                crate::sigstore::verify::verify(&b, &digest, root, policy).map(|_| ())
+            }),
+            Check::Pgp(key) => {
+                if archive.is_none() {
+                    let tmp = tempfile::NamedTempFile::new()
+                        .map_err(Error::io("create", std::env::temp_dir()))?;
+                    store
+                        .fetch_blob_to_file(&archive_layer(subject)?, tmp.path())
+                        .await?;
+                    *archive = Some(tmp);
+                }
+                let path = archive.as_ref().expect("fetched").path();
+                let file = std::fs::File::open(path).map_err(Error::io("read", path))?;
+                let text = String::from_utf8_lossy(content);
+                crate::pgp::verify(&text, key, std::io::BufReader::new(file))
+            }
+        })
     }
 }
 
@@ -588,8 +845,12 @@ pub async fn verify(reference: &str, req: &Requirement, connect: &Connect) -> Re
         )));
     }
     let mut reasons = Vec::new();
-    for (f, bundle) in found {
-        match check.run(&bundle, &subject.bytes) {
+    let mut archive = None;
+    for (f, content) in found {
+        match check
+            .run(&f, &content, &subject, &store, &mut archive)
+            .await?
+        {
             Ok(()) => {
                 return Ok(Verified {
                     reference: target.to_string(),
@@ -630,6 +891,28 @@ mod tests {
             .unwrap()
             .replace("\"signature\":\"M", "\"signature\":\"N");
         assert!(verify_key_bundle(forged.as_bytes(), b"manifest", key.verifying_key()).is_err());
+    }
+
+    #[test]
+    fn debug_output_never_shows_an_identity_token() {
+        let opts = SignOptions {
+            mode: SignMode::Keyless,
+            tokens: TokenSource {
+                explicit: Some(crate::credentials::Secret::new(
+                    "eyJhbGciOiJFUzI1NiJ9.e30.c2ln",
+                )),
+                actions: Some((
+                    "http://127.0.0.1/token".into(),
+                    crate::credentials::Secret::new("request-token-xyz"),
+                )),
+            },
+            trust_config: None,
+        };
+        let debug = format!("{opts:?}");
+        assert!(
+            !debug.contains("eyJhbGci") && !debug.contains("request-token-xyz"),
+            "{debug}"
+        );
     }
 
     #[test]

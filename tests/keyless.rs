@@ -129,67 +129,10 @@ impl Setup {
 
     /// Copies the package to `name:1.2.0` and lists `bundle` as its only signature.
     fn copy_with_bundle(&self, name: &str, subject: &[u8], bundle: &[u8]) {
-        copy_manifest(&self.reg, "acme/poc-app", name, subject);
-        attach(&self.reg, name, subject, bundle);
+        self.reg.copy_manifest("acme/poc-app", name, subject);
+        self.reg
+            .attach_referrer(name, subject, BUNDLE_TYPE, &[(BUNDLE_TYPE, bundle)]);
     }
-}
-
-/// Puts the blobs and the manifest `subject` of `from` into `to` under tag 1.2.0.
-fn copy_manifest(reg: &Registry, from: &str, to: &str, subject: &[u8]) {
-    let m: serde_json::Value = serde_json::from_slice(subject).unwrap();
-    let mut blobs = vec![m["config"]["digest"].as_str().unwrap().to_string()];
-    for l in m["layers"].as_array().unwrap() {
-        blobs.push(l["digest"].as_str().unwrap().to_string());
-    }
-    for d in blobs {
-        reg.push_blob(to, &reg.get(&format!("{from}/blobs/{d}")));
-    }
-    reg.put_manifest(to, "1.2.0", m["mediaType"].as_str().unwrap(), subject);
-}
-
-/// Publishes `bundle` as the referrer of `subject` in `name` and lists it under the
-/// `sha256-<hex>` tag, as cosign 3 lays it out.
-fn attach(reg: &Registry, name: &str, subject: &[u8], bundle: &[u8]) {
-    let bundle_digest = reg.push_blob(name, bundle);
-    let empty = reg.push_blob(name, b"{}");
-    let s: serde_json::Value = serde_json::from_slice(subject).unwrap();
-    let referrer = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": BUNDLE_TYPE,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
-        "layers": [{"mediaType": BUNDLE_TYPE, "digest": bundle_digest, "size": bundle.len()}],
-        "subject": {
-            "mediaType": s["mediaType"],
-            "digest": format!("sha256:{}", crate::util::sha256_hex(subject)),
-            "size": subject.len()
-        }
-    })
-    .to_string();
-    let referrer_digest = format!("sha256:{}", crate::util::sha256_hex(referrer.as_bytes()));
-    reg.put_manifest(
-        name,
-        &referrer_digest,
-        "application/vnd.oci.image.manifest.v1+json",
-        referrer.as_bytes(),
-    );
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": referrer_digest,
-            "size": referrer.len(),
-            "artifactType": BUNDLE_TYPE
-        }]
-    })
-    .to_string();
-    reg.put_manifest(
-        name,
-        &format!("sha256-{}", crate::util::sha256_hex(subject)),
-        "application/vnd.oci.image.index.v1+json",
-        index.as_bytes(),
-    );
 }
 
 fn stderr(o: &Output) -> String {
@@ -299,7 +242,7 @@ fn keyless_signing_runs_end_to_end_and_sigstore_python_agrees() {
     let text = String::from_utf8_lossy(&show.stdout);
     assert!(
         text.contains(&format!(
-            "signed by {WORKFLOW_IDENTITY} (issuer {ACTIONS_ISSUER}, log index "
+            "by {WORKFLOW_IDENTITY} (issuer {ACTIONS_ISSUER}, log index "
         )),
         "{text}"
     );

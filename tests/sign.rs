@@ -83,7 +83,7 @@ fn a_signed_package_verifies_with_us_and_with_openssl() {
     ))
     .assert()
     .success()
-    .stdout(predicates::str::contains("sigstore bundle sha256:"));
+    .stdout(predicates::str::contains("signature sha256:"));
 }
 
 #[test]
@@ -205,4 +205,84 @@ fn signing_a_published_package_leaves_it_untouched() {
     .assert()
     .success();
     assert_eq!(reg.writes(), writes);
+}
+
+/// Writes a key as `cosign generate-key-pair` does (scrypt + NaCl secretbox around the
+/// PKCS#8 key, PEM `ENCRYPTED SIGSTORE PRIVATE KEY`), made with Python's hashlib, PyNaCl
+/// and cryptography, and its public key.
+fn cosign_key_pair(env: &Env, password: &str) {
+    let script = r#"
+import base64, hashlib, json, os, sys
+import nacl.secret
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP256R1())
+der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+salt, nonce = os.urandom(32), os.urandom(24)
+secret = hashlib.scrypt(sys.argv[1].encode(), salt=salt, n=32768, r=8, p=1, dklen=32, maxmem=64 * 1024 * 1024)
+box = nacl.secret.SecretBox(secret).encrypt(der, nonce).ciphertext
+doc = {"kdf": {"name": "scrypt", "params": {"N": 32768, "r": 8, "p": 1}, "salt": base64.b64encode(salt).decode()},
+       "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
+       "ciphertext": base64.b64encode(box).decode()}
+body = base64.b64encode(json.dumps(doc).encode()).decode()
+lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+open("cosign.key", "w").write("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
+open("cosign.pub", "wb").write(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+"#;
+    run(Command::new("python3")
+        .current_dir(env.work())
+        .args(["-c", script, password]));
+    std::fs::set_permissions(
+        env.work().join("cosign.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+}
+
+#[test]
+fn encrypted_cosign_keys_sign_with_their_password_and_only_with_it() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    published(&env, &reg, false);
+    let password = "c0sign-Pa55word-never-printed";
+    cosign_key_pair(&env, password);
+    let reference = reg.repo("acme/poc-app:1.2.0");
+    let sign = |pw: Option<&str>| {
+        let mut c = env.cli(&format!(
+            "package sign --plain-http --sign key:cosign.key {reference}"
+        ));
+        if let Some(pw) = pw {
+            c.env("COSIGN_PASSWORD", pw);
+        }
+        c.output().unwrap()
+    };
+    let no_password = sign(None);
+    assert_eq!(no_password.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_password.stderr).contains("set COSIGN_PASSWORD"));
+    let wrong = sign(Some("not-the-password"));
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong COSIGN_PASSWORD"));
+    env.cli(&format!(
+        "package verify --plain-http --key cosign.pub {reference}"
+    ))
+    .assert()
+    .code(1)
+    .stderr(predicates::str::contains("is not signed"));
+
+    let ok = sign(Some(password));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    env.cli(&format!(
+        "package verify --plain-http --key cosign.pub {reference}"
+    ))
+    .assert()
+    .success();
+    for out in [&no_password, &wrong, &ok] {
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(!String::from_utf8_lossy(stream).contains(password));
+        }
+    }
 }

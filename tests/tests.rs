@@ -10,6 +10,7 @@ mod hooks;
 mod interop;
 mod keyless;
 mod mirror;
+mod pgp;
 mod prepare;
 mod publish;
 mod quickstart;

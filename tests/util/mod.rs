@@ -730,6 +730,75 @@ impl Registry {
         ]));
     }
 
+    /// Puts the blobs and the manifest `subject` of `from` into `to` under tag 1.2.0.
+    pub fn copy_manifest(&self, from: &str, to: &str, subject: &[u8]) {
+        let m: serde_json::Value = serde_json::from_slice(subject).unwrap();
+        let mut blobs = vec![m["config"]["digest"].as_str().unwrap().to_string()];
+        for l in m["layers"].as_array().unwrap() {
+            blobs.push(l["digest"].as_str().unwrap().to_string());
+        }
+        for d in blobs {
+            self.push_blob(to, &self.get(&format!("{from}/blobs/{d}")));
+        }
+        self.put_manifest(to, "1.2.0", m["mediaType"].as_str().unwrap(), subject);
+    }
+
+    /// Publishes a referrer of `subject` in `name` with `layers` (media type, bytes) and
+    /// lists it, alone, under the `sha256-<hex>` tag, as cosign 3 lays it out.
+    pub fn attach_referrer(
+        &self,
+        name: &str,
+        subject: &[u8],
+        artifact_type: &str,
+        layers: &[(&str, &[u8])],
+    ) {
+        let empty = self.push_blob(name, b"{}");
+        let layers: Vec<serde_json::Value> = layers
+            .iter()
+            .map(|(t, bytes)| {
+                serde_json::json!({"mediaType": t, "digest": self.push_blob(name, bytes), "size": bytes.len()})
+            })
+            .collect();
+        let s: serde_json::Value = serde_json::from_slice(subject).unwrap();
+        let referrer = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": artifact_type,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+            "layers": layers,
+            "subject": {
+                "mediaType": s["mediaType"],
+                "digest": format!("sha256:{}", sha256_hex(subject)),
+                "size": subject.len()
+            }
+        })
+        .to_string();
+        let referrer_digest = format!("sha256:{}", sha256_hex(referrer.as_bytes()));
+        self.put_manifest(
+            name,
+            &referrer_digest,
+            "application/vnd.oci.image.manifest.v1+json",
+            referrer.as_bytes(),
+        );
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": referrer_digest,
+                "size": referrer.len(),
+                "artifactType": artifact_type
+            }]
+        })
+        .to_string();
+        self.put_manifest(
+            name,
+            &format!("sha256-{}", sha256_hex(subject)),
+            "application/vnd.oci.image.index.v1+json",
+            index.as_bytes(),
+        );
+    }
+
     /// GET of a manifest or blob path under `/v2/`, as bytes.
     pub fn get(&self, path: &str) -> Vec<u8> {
         run(Command::new("curl").args([
