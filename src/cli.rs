@@ -32,6 +32,59 @@ pub enum Command {
     /// Signing keys.
     #[command(subcommand)]
     Key(Key),
+    /// What the GitHub Action runs: publish on push, review a pull request, backfill on
+    /// workflow_dispatch (reads GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, GITHUB_SHA, …).
+    Ci(CiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// A local image archive for a service that is built (repeatable; the action passes
+    /// its `images` input, one SERVICE=PATH per line, as MARGO_GITOPS_IMAGES).
+    #[arg(long = "image", value_name = "SERVICE=PATH", value_parser = parse_image_arg)]
+    pub images: Vec<(String, PathBuf)>,
+
+    /// The platform to take out of multi-platform images.
+    #[arg(long, default_value = "linux/amd64", env = "MARGO_GITOPS_PLATFORM")]
+    pub platform: String,
+
+    /// Where fetched image blobs are kept between runs.
+    #[arg(long, value_name = "DIR", env = "MARGO_GITOPS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// The package repository (default: packageRepository of .margo-gitops.yaml, else
+    /// REGISTRY/APP-ID).
+    #[arg(
+        long,
+        value_name = "REPOSITORY",
+        env = "MARGO_GITOPS_PACKAGE_REPOSITORY"
+    )]
+    pub package_repository: Option<String>,
+
+    /// Namespace for repositories neither flags nor .margo-gitops.yaml name:
+    /// REGISTRY/APP-ID and REGISTRY/APP-ID-desired.
+    #[arg(long, value_name = "REGISTRY", env = "MARGO_GITOPS_REGISTRY")]
+    pub registry_namespace: Option<String>,
+
+    /// The desired-state repository (default: desiredStateRepository of .margo-gitops.yaml,
+    /// else REGISTRY/APP-ID-desired).
+    #[arg(
+        long,
+        value_name = "REPOSITORY",
+        env = "MARGO_GITOPS_DESIRED_STATE_REPOSITORY"
+    )]
+    pub desired_repository: Option<String>,
+
+    /// The GitHub token for the pull-request comment (default: GITHUB_TOKEN).
+    #[arg(long, value_name = "TOKEN", env = "MARGO_GITOPS_GITHUB_TOKEN",
+          hide_env_values = true, value_parser = parse_secret)]
+    pub token: Option<margo_gitops::credentials::Secret>,
+
+    #[command(flatten)]
+    pub signing: SigningArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -520,6 +573,15 @@ pub struct RegistryArgs {
     /// Read the registry password or token from standard input.
     #[arg(long, requires = "username", help_heading = "Registry")]
     pub password_stdin: bool,
+}
+
+/// The SERVICE=PATH lines of a multi-line value (blank lines and `#` comments skipped).
+pub fn parse_image_lines(text: &str) -> Result<Vec<(String, PathBuf)>, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(parse_image_arg)
+        .collect()
 }
 
 fn parse_image_arg(s: &str) -> Result<(String, PathBuf), String> {

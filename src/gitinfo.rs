@@ -372,6 +372,19 @@ impl GitRepo {
 
     /// The blob id of `path` in `commit`, if it is a file there.
     pub fn blob_id(&self, commit: &str, path: &Path) -> crate::Result<Option<String>> {
+        Ok(self
+            .entry(commit, path)?
+            .filter(|(_, blob)| *blob)
+            .map(|(id, _)| id))
+    }
+
+    /// The id of the file or folder `path` in `commit` (the root tree for `.`), so that
+    /// two commits can be compared for a change under `path` without reading it.
+    pub fn entry_id(&self, commit: &str, path: &Path) -> crate::Result<Option<String>> {
+        Ok(self.entry(commit, path)?.map(|(id, _)| id))
+    }
+
+    fn entry(&self, commit: &str, path: &Path) -> crate::Result<Option<(String, bool)>> {
         let clean = tree_path(path);
         let tree = self
             .repo
@@ -379,10 +392,12 @@ impl GitRepo {
             .map_err(|e| git_err(commit, e))?
             .tree()
             .map_err(|e| git_err(commit, e))?;
+        if clean.as_os_str().is_empty() || clean == Path::new(".") {
+            return Ok(Some((tree.id.to_string(), false)));
+        }
         Ok(tree
             .lookup_entry_by_path(&clean)
             .map_err(|e| git_err(&clean.display().to_string(), e))?
-            .filter(|e| e.mode().is_blob())
-            .map(|e| e.object_id().to_string()))
+            .map(|e| (e.object_id().to_string(), e.mode().is_blob())))
     }
 }

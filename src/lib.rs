@@ -24,9 +24,11 @@
 //! - [`credentials`] finds registry credentials the way Docker and ORAS do;
 //! - [`gitinfo`] reads commits, trees and history with gix;
 //! - [`digest`] and [`media`] hold content digests and media types;
+//! - [`ci`] is what the GitHub Action runs; [`github`] posts its pull-request comment;
 //! - [`progress`] reports long transfers on a terminal and in CI logs.
 
 pub mod archive;
+pub mod ci;
 pub mod compose;
 pub mod config;
 pub mod credentials;
@@ -34,6 +36,7 @@ pub mod desired;
 pub mod diff;
 pub mod digest;
 pub mod error;
+pub mod github;
 pub mod gitinfo;
 pub mod hook;
 pub mod image;

@@ -56,6 +56,54 @@ fn main() -> ExitCode {
     }
 }
 
+/// `margo-gitops ci`: runs the event's job, then writes outputs, summary and annotations.
+async fn run_ci(a: cli::CiArgs) -> anyhow::Result<()> {
+    use margo_gitops::ci;
+    let ws = Workspace::discover()?;
+    let mut sign = sign_options(a.signing)?;
+    sign.tokens.mask_in_actions = true;
+    let actions = ci::Actions::from_env(a.token)?;
+    let mut images = a.images;
+    if let Ok(text) = std::env::var("MARGO_GITOPS_IMAGES") {
+        images.extend(
+            cli::parse_image_lines(&text)
+                .map_err(|e| margo_gitops::Error::Usage(format!("MARGO_GITOPS_IMAGES: {e}")))?,
+        );
+    }
+    let opts = ci::CiOptions {
+        sign,
+        images,
+        platform: a.platform.parse::<image::Platform>()?,
+        cache_dir: a.cache_dir,
+        connect: connect(&a.registry)?,
+        package_repository: a.package_repository.filter(|s| !s.is_empty()),
+        desired_repository: a.desired_repository.filter(|s| !s.is_empty()),
+        registry: a.registry_namespace.filter(|s| !s.is_empty()),
+    };
+    let outcome = match ci::run(&actions, &ws, &opts).await {
+        Ok(o) => o,
+        Err(e) => {
+            if let Some(summary) = &actions.summary {
+                ci::write_summary(summary, &format!("## margo-gitops failed\n\n{e}\n"))?;
+            }
+            return Err(e.into());
+        }
+    };
+    for line in outcome.log.iter().chain(&outcome.annotations) {
+        println!("{line}");
+    }
+    if let Some(path) = &actions.output {
+        ci::write_outputs(path, &outcome.outputs)?;
+    }
+    if let Some(path) = &actions.summary {
+        ci::write_summary(path, &outcome.summary)?;
+    }
+    match outcome.failure {
+        Some(reason) => Err(margo_gitops::Error::invalid(reason).into()),
+        None => Ok(()),
+    }
+}
+
 /// `--sign` and its companions; the mode defaults to keyless inside GitHub Actions.
 fn sign_options(a: cli::SigningArgs) -> margo_gitops::Result<sign::SignOptions> {
     let mode = match a.sign.as_deref() {
@@ -234,6 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_context(|| format!("package verify {}", a.reference))?;
             report::verified(&verified, a.json)?;
         }
+        Command::Ci(a) => return run_ci(a).await,
         Command::Key(cli::Key::Generate { prefix }) => {
             let (key, public) = margo_gitops::sign::generate(&prefix)?;
             println!(

@@ -45,7 +45,7 @@ impl Workspace {
         Ok(Workspace { repo, root })
     }
 
-    fn repo(&self, why: &str) -> Result<&GitRepo> {
+    pub fn repo(&self, why: &str) -> Result<&GitRepo> {
         self.repo
             .as_ref()
             .ok_or_else(|| Error::Usage(format!("{why} needs a git repository; run it inside one")))

@@ -905,6 +905,7 @@ mod tests {
                     "http://127.0.0.1/token".into(),
                     crate::credentials::Secret::new("request-token-xyz"),
                 )),
+                mask_in_actions: false,
             },
             trust_config: None,
         };

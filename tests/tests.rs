@@ -4,6 +4,8 @@
 
 mod util;
 
+mod action;
+mod ci;
 mod desired;
 mod errors;
 mod hooks;

@@ -34,6 +34,9 @@ pub struct TokenSource {
     pub explicit: Option<Secret>,
     /// `ACTIONS_ID_TOKEN_REQUEST_URL` and `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.
     pub actions: Option<(String, Secret)>,
+    /// Print `::add-mask::` for a token fetched from the Actions endpoint, so that the
+    /// runner hides it from the job's log (`margo-gitops ci` sets it).
+    pub mask_in_actions: bool,
 }
 
 impl TokenSource {
@@ -44,6 +47,7 @@ impl TokenSource {
             explicit: explicit.or_else(|| var("SIGSTORE_ID_TOKEN").map(Secret::new)),
             actions: var("ACTIONS_ID_TOKEN_REQUEST_URL")
                 .zip(var("ACTIONS_ID_TOKEN_REQUEST_TOKEN").map(Secret::new)),
+            mask_in_actions: false,
         }
     }
 
@@ -85,6 +89,10 @@ impl TokenSource {
         let bytes = resp.bytes().await.unwrap_or_default();
         let a: Answer = serde_json::from_slice(&bytes)
             .map_err(|_| Error::service(service, "the answer holds no token"))?;
+        if self.mask_in_actions {
+            // The runner's own protocol: it hides the value from the log from now on.
+            println!("::add-mask::{}", a.value);
+        }
         Ok(Secret::new(a.value))
     }
 }
