@@ -17,7 +17,8 @@
 //! - [`pipeline`] chains render, validate and publish for the commands;
 //! - [`mirror`] mirrors a branch's history into versions, and verifies the chain;
 //! - [`hook`] runs the pre-push and pre-commit checks and installs the hook;
-//! - [`sign`] signs packages and verifies their signatures; [`sigstore`] speaks to Fulcio
+//! - [`sign`] signs packages and verifies their signatures ([`keys`]: key files, key bundles;
+//!   [`pgp`]: the PoC's OpenPGP form); [`sigstore`] speaks to Fulcio
 //!   and Rekor and verifies Sigstore bundles completely;
 //! - [`store`] reads and writes OCI content in registries and image-layout folders;
 //! - [`location`] parses where content lives (`oci-layout:PATH` or a registry reference);
@@ -40,6 +41,7 @@ pub mod github;
 pub mod gitinfo;
 pub mod hook;
 pub mod image;
+pub mod keys;
 pub mod location;
 pub mod margo_app;
 pub mod media;

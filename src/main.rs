@@ -284,7 +284,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Ci(a) => return run_ci(a).await,
         Command::Key(cli::Key::Generate { prefix }) => {
-            let (key, public) = margo_gitops::sign::generate(&prefix)?;
+            let (key, public) = margo_gitops::keys::generate(&prefix)?;
             println!(
                 "wrote {} (private, keep it secret) and {}",
                 key.display(),

@@ -36,7 +36,7 @@ pub struct PgpSigner {
 impl PgpSigner {
     pub fn load(path: &Path) -> Result<PgpSigner> {
         let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
-        crate::sign::warn_if_readable(path);
+        crate::keys::warn_if_readable(path);
         let (key, _) = SignedSecretKey::from_string(&text).map_err(|_| {
             Error::invalid_file(path, None, "not an armored OpenPGP secret key")
                 .with_hint("export one with `gpg --export-secret-keys --armor KEYID`")
