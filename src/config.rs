@@ -30,6 +30,10 @@ pub struct Config {
     /// The deployments to render; one named after the app when empty.
     #[serde(default)]
     pub deployments: Vec<Deployment>,
+    /// Values files for that one deployment when none is configured (`MARGO_GITOPS_VALUES`,
+    /// the action's `values` input); not a field of the file.
+    #[serde(skip)]
+    pub default_values: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -47,8 +51,14 @@ pub struct Deployment {
 }
 
 impl Config {
-    /// Reads the config from `source`, or the defaults when there is none.
+    /// Reads the config from `source`, or the defaults when there is none; the
+    /// environment fills what the file leaves out (see [`Config::with_defaults`]).
     pub fn load(source: &Source) -> Result<Config> {
+        let env = |k: &str| std::env::var(k).ok();
+        Ok(Self::parse(source)?.with_defaults(env))
+    }
+
+    fn parse(source: &Source) -> Result<Config> {
         let path = Path::new(FILE_NAME);
         let Some(bytes) = source.read(path)? else {
             return Ok(Config::default());
@@ -63,5 +73,67 @@ impl Config {
             Error::invalid_file(&name, e.location().map(|l| l.line()), e.to_string())
                 .with_hint("see the README, section Configuration")
         })
+    }
+
+    /// Fills what the file does not set: `app` from `MARGO_GITOPS_APP`, `template` from
+    /// `MARGO_GITOPS_TEMPLATE`, and, when no deployment is configured, the values files of
+    /// the one rendered from `MARGO_GITOPS_VALUES` (one path per line). The file wins, so
+    /// every commit of a history renders as its own config says.
+    pub fn with_defaults(mut self, env: impl Fn(&str) -> Option<String>) -> Config {
+        let get = |k: &str| {
+            env(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        if self.app.is_none() {
+            self.app = get("MARGO_GITOPS_APP");
+        }
+        if self.template.is_none() {
+            self.template = get("MARGO_GITOPS_TEMPLATE");
+        }
+        if self.deployments.is_empty() {
+            self.default_values = get("MARGO_GITOPS_VALUES")
+                .map(|v| {
+                    v.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_fills_only_what_the_file_leaves_out() {
+        let env = |k: &str| match k {
+            "MARGO_GITOPS_APP" => Some("app".to_string()),
+            "MARGO_GITOPS_TEMPLATE" => Some("poc".to_string()),
+            "MARGO_GITOPS_VALUES" => Some("a.yaml\n\n b.yaml\n".to_string()),
+            _ => None,
+        };
+        let filled = Config::default().with_defaults(env);
+        assert_eq!(filled.app.as_deref(), Some("app"));
+        assert_eq!(filled.template.as_deref(), Some("poc"));
+        assert_eq!(filled.default_values, vec!["a.yaml", "b.yaml"]);
+        let own = Config {
+            app: Some("mine".into()),
+            template: Some("margo".into()),
+            deployments: vec![Deployment {
+                name: "site".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+        .with_defaults(env);
+        assert_eq!(own.app.as_deref(), Some("mine"));
+        assert_eq!(own.template.as_deref(), Some("margo"));
+        assert!(own.default_values.is_empty());
     }
 }

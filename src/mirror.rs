@@ -95,6 +95,7 @@ fn inputs(repo: &GitRepo, commit: &str) -> Result<BTreeMap<String, String>> {
     for d in &config.deployments {
         paths.extend(d.values.iter().map(PathBuf::from));
     }
+    paths.extend(config.default_values.iter().map(PathBuf::from));
     for p in paths {
         let id = repo.blob_id(commit, &p)?.unwrap_or_else(|| "-".into());
         ids.insert(p.display().to_string(), id);

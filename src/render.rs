@@ -396,11 +396,14 @@ pub fn render(
         if !opts.values.is_empty() || opts.name.is_some() || config.deployments.is_empty() {
             vec![Deployment {
                 name: opts.name.clone().unwrap_or_else(|| app_id.clone()),
-                values: opts
-                    .values
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect(),
+                values: if opts.values.is_empty() {
+                    config.default_values.clone()
+                } else {
+                    opts.values
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect()
+                },
                 ..Default::default()
             }]
         } else {
