@@ -534,7 +534,7 @@ async fn on_pull_request(actions: &Actions, ws: &Workspace, opts: &CiOptions) ->
         short(&head)
     );
     match (&base_side, &head_side) {
-        (Ok((b, _, bn)), Ok((h, hdocs, hn))) => {
+        (Ok((b, bdocs, bn)), Ok((h, hdocs, hn))) => {
             let d = crate::diff::diff(b, h)?;
             for note in [bn, hn].into_iter().flatten() {
                 let _ = writeln!(body, "> {note}\n");
@@ -564,14 +564,25 @@ async fn on_pull_request(actions: &Actions, ws: &Workspace, opts: &CiOptions) ->
                     "\n<details open><summary>Changes</summary>\n\n```\n{d}```\n</details>\n"
                 );
             }
-            let invalid: Vec<String> = pipeline::validate_rendered(hdocs)
-                .iter()
-                .flat_map(|r| {
-                    r.errors()
-                        .map(|p| format!("- {}:{}: {}", r.file.display(), p.line, p.message))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let problems = |docs: &[render::Rendered]| -> Vec<String> {
+                pipeline::validate_rendered(docs)
+                    .iter()
+                    .flat_map(|r| {
+                        r.errors()
+                            .map(|p| format!("- {}:{}: {}", r.file.display(), p.line, p.message))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            };
+            let before = problems(bdocs);
+            if !before.is_empty() {
+                let _ = writeln!(
+                    body,
+                    "\nThe desired state at the base is not valid either (not this pull request's doing):\n{}",
+                    before.join("\n")
+                );
+            }
+            let invalid = problems(hdocs);
             if !invalid.is_empty() {
                 let _ = writeln!(
                     body,
