@@ -422,6 +422,7 @@ async fn publish_package(
         extra_tags: Vec::new(),
         connect: connect.clone(),
         sign: opts.sign.clone(),
+        replace: false,
     })
     .await?;
     let first = published

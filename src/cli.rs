@@ -519,6 +519,11 @@ pub struct PublishArgs {
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
 
+    /// Move the version tag even when it already names other content (versions are
+    /// otherwise immutable).
+    #[arg(long)]
+    pub replace: bool,
+
     #[command(flatten)]
     pub signing: SigningArgs,
 

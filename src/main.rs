@@ -248,6 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 extra_tags: a.tags,
                 connect,
                 sign: sign_options(a.signing)?,
+                replace: a.replace,
             };
             let published = publish::publish(&opts)
                 .await

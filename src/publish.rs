@@ -42,6 +42,8 @@ pub struct PublishOptions {
     pub extra_tags: Vec<String>,
     pub connect: Connect,
     pub sign: crate::sign::SignOptions,
+    /// Move a version tag that already names other content (`--replace`); refused otherwise.
+    pub replace: bool,
 }
 
 /// One artifact as published.
@@ -319,6 +321,23 @@ pub async fn publish(opts: &PublishOptions) -> Result<Published> {
     let mut stores = Vec::new();
     for p in &plans {
         stores.push(Store::open_for_push(&p.repo, &opts.connect).await?);
+    }
+    // Versions are immutable: desired states name packages by version, so a version tag
+    // that already names other content is refused before anything is written.
+    if !opts.replace {
+        let version_tag = tag_for_version(&version);
+        for (p, store) in plans.iter().zip(&stores) {
+            match store.resolve(&version_tag).await? {
+                Some(existing) if existing != p.manifest.digest => {
+                    return Err(Error::invalid(format!(
+                        "{}:{version_tag} already names {existing}, not this content ({}); a published version is immutable",
+                        p.repo, p.manifest.digest
+                    ))
+                    .with_hint("bump `metadata.version` in margo.yaml, or pass --replace to move the tag"));
+                }
+                _ => {}
+            }
+        }
     }
     // The package (the first artifact) is signed before anything is written: a refused
     // token or an unreachable Fulcio or Rekor leaves the registry untouched.

@@ -133,6 +133,37 @@ fn publishing_unchanged_content_again_uploads_nothing() {
 }
 
 #[test]
+fn a_published_version_is_immutable_unless_replaced() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    prepared(&env, &reg);
+    let publish = |extra: &str| {
+        env.cli(&format!(
+            "package publish dist --plain-http {extra} --to {}",
+            reg.repo("acme/poc-app")
+        ))
+        .assert()
+    };
+    publish("").success();
+    let before = reg.get("acme/poc-app/manifests/1.2.0");
+    // The app changes, its version does not.
+    env.write("app/web.env", "REDIS_HOST=redis\nGREETING=changed\n");
+    std::fs::remove_dir_all(env.work().join("dist")).unwrap();
+    env.prepare_poc(&fixtures().docker_archive);
+    let writes = reg.writes();
+    publish("")
+        .code(1)
+        .stderr(predicates::str::contains(
+            "a published version is immutable",
+        ))
+        .stderr(predicates::str::contains("bump `metadata.version`"));
+    assert_eq!(reg.writes(), writes, "nothing was written");
+    assert_eq!(reg.get("acme/poc-app/manifests/1.2.0"), before);
+    publish("--replace").success();
+    assert_ne!(reg.get("acme/poc-app/manifests/1.2.0"), before);
+}
+
+#[test]
 fn the_poc_format_keeps_the_seed_media_types() {
     let reg = Registry::plain();
     let env = Env::new();
