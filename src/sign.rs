@@ -173,52 +173,70 @@ impl Found {
 /// The signatures listed under the `sha256-<hex>` referrers tag of `subject`, with their
 /// content: the bundle, or the armored OpenPGP signature.
 pub async fn signatures(store: &Store, subject: &Digest) -> Result<Vec<(Found, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for entry in signature_entries(store, subject).await? {
+        if let Some(found) = fetch_signature(store, &entry).await? {
+            out.push(found);
+        }
+    }
+    Ok(out)
+}
+
+/// The referrer digests under the referrers tag that may be signatures.
+async fn signature_entries(store: &Store, subject: &Digest) -> Result<Vec<String>> {
     let Some(index) = store.manifest(&subject.dashed()).await? else {
         return Ok(Vec::new());
     };
-    let mut out = Vec::new();
     // Entries are not filtered out for a missing `artifactType`: some tools drop it when
     // they copy the index; the referrer manifest itself says what it is.
-    for entry in index.index()?.manifests.iter().filter(|m| {
-        m.artifact_type
-            .as_deref()
-            .is_none_or(|t| t == BUNDLE_MEDIA_TYPE || t == crate::pgp::ARTIFACT_TYPE)
-    }) {
-        let Some(m) = store.manifest(&entry.digest).await? else {
-            continue;
-        };
-        let image = m.image()?;
-        let find = |t: &str| image.layers.iter().find(|l| l.media_type == t);
-        let Some(layer) = find(BUNDLE_MEDIA_TYPE).or(find(crate::pgp::SIGNATURE_MEDIA_TYPE)) else {
-            continue;
-        };
-        let digest: Digest = layer.digest.parse()?;
-        let bytes = store
-            .fetch_blob_bytes(&digest, Some(layer.size as u64))
-            .await?;
-        let mut f = Found {
-            referrer: entry.digest.clone(),
-            bundle_digest: layer.digest.clone(),
-            bundle_size: layer.size as u64,
-            ..Default::default()
-        };
-        if layer.media_type == BUNDLE_MEDIA_TYPE {
-            f.describe(&bytes);
-        } else {
-            let key = find(crate::pgp::KEY_MEDIA_TYPE);
-            f.pgp_key_digest = key.map(|k| k.digest.clone());
-            f.pgp_key_size = key.map(|k| k.size as u64);
-            f.pgp_fingerprint = image
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ANN_PGP_FINGERPRINT).cloned());
-            if f.pgp_key_digest.is_none() {
-                continue;
-            }
+    Ok(index
+        .index()?
+        .manifests
+        .into_iter()
+        .filter(|m| {
+            m.artifact_type
+                .as_deref()
+                .is_none_or(|t| t == BUNDLE_MEDIA_TYPE || t == crate::pgp::ARTIFACT_TYPE)
+        })
+        .map(|m| m.digest)
+        .collect())
+}
+
+/// One referrer, read: `None` when it turns out not to be a signature.
+async fn fetch_signature(store: &Store, referrer: &str) -> Result<Option<(Found, Vec<u8>)>> {
+    let Some(m) = store.manifest(referrer).await? else {
+        return Ok(None);
+    };
+    let image = m.image()?;
+    let find = |t: &str| image.layers.iter().find(|l| l.media_type == t);
+    let Some(layer) = find(BUNDLE_MEDIA_TYPE).or(find(crate::pgp::SIGNATURE_MEDIA_TYPE)) else {
+        return Ok(None);
+    };
+    let digest: Digest = layer.digest.parse()?;
+    let bytes = store
+        .fetch_blob_bytes(&digest, Some(layer.size as u64))
+        .await?;
+    let mut f = Found {
+        referrer: referrer.to_string(),
+        bundle_digest: layer.digest.clone(),
+        bundle_size: layer.size as u64,
+        ..Default::default()
+    };
+    if layer.media_type == BUNDLE_MEDIA_TYPE {
+        f.describe(&bytes);
+    } else {
+        let key = find(crate::pgp::KEY_MEDIA_TYPE);
+        f.pgp_key_digest = key.map(|k| k.digest.clone());
+        f.pgp_key_size = key.map(|k| k.size as u64);
+        f.pgp_fingerprint = image
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANN_PGP_FINGERPRINT).cloned());
+        if f.pgp_key_digest.is_none() {
+            return Ok(None);
         }
-        out.push((f, bytes));
     }
-    Ok(out)
+    Ok(Some((f, bytes)))
 }
 
 const ANN_PGP_FINGERPRINT: &str = "org.margo.signature.pgp.fingerprint";
@@ -610,16 +628,14 @@ pub struct Verified {
 pub async fn verify(reference: &str, req: &Requirement, connect: &Connect) -> Result<Verified> {
     let check = Check::new(req)?;
     let (store, target, subject) = open_subject(reference, connect, false).await?;
-    let found = signatures(&store, &subject.digest).await?;
-    if found.is_empty() {
-        return Err(Error::invalid(format!(
-            "{target} ({}) is not signed",
-            subject.digest
-        )));
-    }
+    let entries = signature_entries(&store, &subject.digest).await?;
+    // Newest first (signatures are appended), each read only when the ones after it fail.
     let mut reasons = Vec::new();
     let mut archive = None;
-    for (f, content) in found {
+    for referrer in entries.iter().rev() {
+        let Some((f, content)) = fetch_signature(&store, referrer).await? else {
+            continue;
+        };
         match check
             .run(&f, &content, &subject, &store, &mut archive)
             .await?
@@ -636,6 +652,12 @@ pub async fn verify(reference: &str, req: &Requirement, connect: &Connect) -> Re
                 &f.referrer[..19.min(f.referrer.len())]
             )),
         }
+    }
+    if reasons.is_empty() {
+        return Err(Error::invalid(format!(
+            "{target} ({}) is not signed",
+            subject.digest
+        )));
     }
     Err(Error::invalid(format!(
         "{target} has no valid signature: {}",
