@@ -4,18 +4,9 @@
 # Memory must stay flat as images grow: blobs stream from and to files, never whole.
 #
 # usage: benches/big-image.sh [SIZE_MIB]   (needs docker-registry, /usr/bin/time; builds release)
-set -euo pipefail
 size=${1:-1024}
-root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/margo-gitops"
-work=$(mktemp -d)
-trap 'kill $registry 2>/dev/null || true; rm -rf "$work"' EXIT
-cd "$work"
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s/registry}}\nhttp: {addr: 127.0.0.1:%s}\n' "$work" "$port" > registry.yml
-docker-registry serve registry.yml >/dev/null 2>&1 & registry=$!
+. "$(dirname "$0")/common.sh"
+start_registry
 
 # A one-layer OCI archive: SIZE_MIB of random bytes, gzipped fast (random data does not shrink).
 mkdir -p rootfs oci/blobs/sha256 app

@@ -4,18 +4,9 @@
 # number of registry requests each run makes (from the registry's access log).
 #
 # usage: benches/mirror.sh [COMMITS]   (needs docker-registry; builds release)
-set -euo pipefail
 n=${1:-1000}
-root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/margo-gitops"
-work=$(mktemp -d)
-trap 'kill $registry 2>/dev/null || true; rm -rf "$work"' EXIT
-cd "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: false}}\nstorage: {filesystem: {rootdirectory: %s/registry}}\nhttp: {addr: 127.0.0.1:%s}\n' "$work" "$port" > registry.yml
-docker-registry serve registry.yml > access.log 2>/dev/null & registry=$!
-sleep 1
+. "$(dirname "$0")/common.sh"
+start_registry "$work/access.log"
 export MARGO_GITOPS_CACHE_DIR="$work/cache"
 
 git init -q -b main repo && cd repo

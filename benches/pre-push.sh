@@ -3,13 +3,7 @@
 # 10 deployment documents, a config rendering 3 deployments; a push of the last 20 commits.
 #
 # usage: benches/pre-push.sh   (builds release)
-set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/margo-gitops"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+. "$(dirname "$0")/common.sh"
 git init -q -b main repo && cd repo
 export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@example.org GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@example.org
 mkdir -p deploy values

@@ -7,38 +7,17 @@
 # and peak RSS of each.
 #
 # usage: benches/sign.sh [ROUNDS]   (builds release)
-set -euo pipefail
 rounds=${1:-20}
-root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/margo-gitops"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$work/registry"
-cat > "$work/registry.yml" <<YAML
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$port
-log:
-  level: error
-YAML
-docker-registry serve "$work/registry.yml" >/dev/null 2>&1 & pids+=($!)
+. "$(dirname "$0")/common.sh"
+start_registry
 node "$root/tests/support/sigstore-standin/server.js" "$work/sigstore" bench-request-token > "$work/sigstore.out" & pids+=($!)
-until [ -s "$work/sigstore.out" ] && curl -s "http://127.0.0.1:$port/v2/" >/dev/null; do sleep 0.1; done
+until [ -s "$work/sigstore.out" ]; do sleep 0.1; done
 sig_port=$(awk '{print $2}' "$work/sigstore.out")
 export ACTIONS_ID_TOKEN_REQUEST_URL="http://127.0.0.1:$sig_port/actions-token?api-version=2.0"
 export ACTIONS_ID_TOKEN_REQUEST_TOKEN=bench-request-token
 export MARGO_GITOPS_CACHE_DIR="$work/cache"
 trust="$work/sigstore/trust_config.json"
 
-cd "$work"
 "$root/poc-app/images/build.sh" images >/dev/null
 "$bin" package prepare "$root/poc-app" -o dist --plain-http \
   --image web=images/poc-app-web.tar --image redis=images/redis.tar >/dev/null

@@ -150,22 +150,13 @@ fn repositories(
     config: &crate::config::Config,
     source: &crate::source::Source,
 ) -> Result<(String, String)> {
-    let app_id = || -> Result<String> {
-        let path = PathBuf::from(config.app.clone().unwrap_or_else(|| ".".into()))
-            .join(crate::margo_app::FILE_NAME);
-        let text = source.read_text(&path)?;
-        let doc: serde_norway::Value = serde_norway::from_str(&text)
-            .map_err(|e| Error::invalid_file(source.describe(&path), None, e.to_string()))?;
-        doc["metadata"]["id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| {
-                Error::invalid_file(source.describe(&path), None, "`metadata.id` is missing")
-            })
-    };
     let fallback = |suffix: &str, key: &str| -> Result<String> {
         match &opts.registry {
-            Some(r) => Ok(format!("{}/{}{suffix}", r.trim_end_matches('/'), app_id()?)),
+            Some(r) => Ok(format!(
+                "{}/{}{suffix}",
+                r.trim_end_matches('/'),
+                pipeline::app_metadata(source, config, "id")?
+            )),
             None => Err(Error::Usage(format!(
                 "no repository: set `{key}` in .margo-gitops.yaml, or the action's input"
             ))),
@@ -212,9 +203,6 @@ async fn on_push(
         ));
         return Ok(out);
     }
-    let config = ws.config()?;
-    let mut connect = opts.connect.clone();
-    connect.plain_http |= config.plain_http;
     let head = repo.resolve(&actions.sha)?;
     let head_info = repo.commit(&head)?;
     let before = actions.event["before"]
@@ -229,6 +217,8 @@ async fn on_push(
         commit: head.clone(),
     };
     let mut head_config = crate::config::Config::load(&head_source)?;
+    let mut connect = opts.connect.clone();
+    connect.plain_http |= head_config.plain_http;
     let (package_repo, desired_repo) = repositories(opts, &head_config, &head_source)?;
     head_config.package_repository = Some(package_repo.clone());
     let package_ref = pipeline::package_ref(&head_source, &head_config, None)?;
@@ -236,7 +226,7 @@ async fn on_push(
     let tag = target.tag.clone().unwrap_or_default();
     let store = Store::open(&target.repo, &connect).await?;
     let existing = store.resolve(&tag).await?;
-    let app = PathBuf::from(config.app.clone().unwrap_or_else(|| ".".into()));
+    let app = PathBuf::from(head_config.app.clone().unwrap_or_else(|| ".".into()));
     let app_changed = match &before {
         Some(b) => repo.entry_id(b, &app)? != repo.entry_id(&head, &app)?,
         None => true,

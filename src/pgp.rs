@@ -15,7 +15,7 @@ use pgp::composed::{
     ArmorOptions, Deserializable, DetachedSignature, SignedPublicKey, SignedSecretKey,
 };
 use pgp::crypto::hash::HashAlgorithm;
-use pgp::types::{KeyDetails, Password};
+use pgp::types::{KeyDetails, Password, SigningKey};
 
 use crate::error::{Error, Result};
 
@@ -67,15 +67,10 @@ impl PgpSigner {
 
     /// A detached, armored signature over what `data` yields.
     pub fn sign(&self, data: impl Read) -> Result<String> {
+        // The primary key when it can sign, else the first subkey that can.
         let primary = &self.key.primary_key;
-        let sig = if primary.algorithm().can_sign() {
-            DetachedSignature::sign_binary_data(
-                rand_core::OsRng,
-                primary,
-                &self.password,
-                HashAlgorithm::Sha256,
-                data,
-            )
+        let key: Box<&dyn SigningKey> = if primary.algorithm().can_sign() {
+            Box::new(primary)
         } else {
             let sub = self
                 .key
@@ -83,14 +78,15 @@ impl PgpSigner {
                 .iter()
                 .find(|s| s.key.algorithm().can_sign())
                 .ok_or_else(|| Error::invalid("the OpenPGP key has no key that can sign"))?;
-            DetachedSignature::sign_binary_data(
-                rand_core::OsRng,
-                &sub.key,
-                &self.password,
-                HashAlgorithm::Sha256,
-                data,
-            )
-        }
+            Box::new(&sub.key)
+        };
+        let sig = DetachedSignature::sign_binary_data(
+            rand_core::OsRng,
+            &key,
+            &self.password,
+            HashAlgorithm::Sha256,
+            data,
+        )
         .map_err(|_| {
             Error::invalid(
                 "cannot sign with the OpenPGP key: wrong or missing MARGO_GITOPS_PGP_PASSPHRASE?",

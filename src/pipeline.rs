@@ -107,6 +107,15 @@ pub fn package_ref(source: &Source, config: &Config, flag: Option<&str>) -> Resu
                 .into(),
         )
     })?;
+    let version = app_metadata(source, config, "version")?;
+    Ok(format!(
+        "{repo}:{}",
+        crate::publish::tag_for_version(&version)
+    ))
+}
+
+/// A `metadata.FIELD` of the app's margo.yaml as `source` has it (`id`, `version`).
+pub fn app_metadata(source: &Source, config: &Config, field: &str) -> Result<String> {
     let folder = config.app.clone().unwrap_or_else(|| ".".into());
     let path = PathBuf::from(folder).join(crate::margo_app::FILE_NAME);
     let text = source.read_text(&path)?;
@@ -117,17 +126,16 @@ pub fn package_ref(source: &Source, config: &Config, flag: Option<&str>) -> Resu
             e.to_string(),
         )
     })?;
-    let version = doc["metadata"]["version"].as_str().ok_or_else(|| {
-        Error::invalid_file(
-            source.describe(&path),
-            None,
-            "`metadata.version` is missing",
-        )
-    })?;
-    Ok(format!(
-        "{repo}:{}",
-        crate::publish::tag_for_version(version)
-    ))
+    doc["metadata"][field]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Error::invalid_file(
+                source.describe(&path),
+                None,
+                format!("`metadata.{field}` is missing"),
+            )
+        })
 }
 
 pub async fn render_state(ws: &Workspace, req: &RenderRequest) -> Result<RenderedState> {

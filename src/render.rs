@@ -145,16 +145,11 @@ pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<Packa
         url: blob_url(&target.repo, d, connect.plain_http),
     };
     let (registry, repository, oci) = coordinates(&target.repo);
-    let signatures = crate::sign::signatures(&store, &manifest.digest).await?;
-    // The OpenPGP signature (with its key) first: the PoC form's keyLocation needs it.
-    let first = signatures
-        .iter()
-        .find(|(f, _)| f.is_pgp())
-        .or(signatures.first())
-        .map(|(f, _)| f);
+    let shown = crate::sign::template_signature(&store, &manifest.digest).await?;
+    let shown = shown.as_ref();
     Ok(PackageInfo {
-        signer: first.map(|f| f.signer()),
-        signature: first.map(|f| {
+        signer: shown.map(|f| f.signer()),
+        signature: shown.map(|f| {
             let media_type = if f.is_pgp() {
                 crate::pgp::SIGNATURE_MEDIA_TYPE
             } else {
@@ -162,7 +157,7 @@ pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<Packa
             };
             blob(&f.bundle_digest, f.bundle_size as i64, media_type)
         }),
-        key: first.and_then(|f| {
+        key: shown.and_then(|f| {
             let digest = f.pgp_key_digest.as_deref()?;
             Some(blob(
                 digest,

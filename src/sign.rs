@@ -174,16 +174,34 @@ impl Found {
 /// content: the bundle, or the armored OpenPGP signature.
 pub async fn signatures(store: &Store, subject: &Digest) -> Result<Vec<(Found, Vec<u8>)>> {
     let mut out = Vec::new();
-    for entry in signature_entries(store, subject).await? {
-        if let Some(found) = fetch_signature(store, &entry).await? {
+    for (referrer, _) in signature_entries(store, subject).await? {
+        if let Some(found) = fetch_signature(store, &referrer).await? {
             out.push(found);
         }
     }
     Ok(out)
 }
 
-/// The referrer digests under the referrers tag that may be signatures.
-async fn signature_entries(store: &Store, subject: &Digest) -> Result<Vec<String>> {
+/// The one signature templates show: the OpenPGP one when there is one (the PoC form's
+/// `keyLocation` needs its key), else the first; only that one is read.
+pub async fn template_signature(store: &Store, subject: &Digest) -> Result<Option<Found>> {
+    let mut entries = signature_entries(store, subject).await?;
+    // Stable: OpenPGP entries first, the listing order kept otherwise.
+    entries.sort_by_key(|(_, t)| t.as_deref() != Some(crate::pgp::ARTIFACT_TYPE));
+    for (referrer, _) in entries {
+        if let Some((found, _)) = fetch_signature(store, &referrer).await? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+/// The referrers under the referrers tag that may be signatures, with their listed
+/// artifact types.
+async fn signature_entries(
+    store: &Store,
+    subject: &Digest,
+) -> Result<Vec<(String, Option<String>)>> {
     let Some(index) = store.manifest(&subject.dashed()).await? else {
         return Ok(Vec::new());
     };
@@ -198,7 +216,7 @@ async fn signature_entries(store: &Store, subject: &Digest) -> Result<Vec<String
                 .as_deref()
                 .is_none_or(|t| t == BUNDLE_MEDIA_TYPE || t == crate::pgp::ARTIFACT_TYPE)
         })
-        .map(|m| m.digest)
+        .map(|m| (m.digest, m.artifact_type))
         .collect())
 }
 
@@ -632,7 +650,7 @@ pub async fn verify(reference: &str, req: &Requirement, connect: &Connect) -> Re
     // Newest first (signatures are appended), each read only when the ones after it fail.
     let mut reasons = Vec::new();
     let mut archive = None;
-    for referrer in entries.iter().rev() {
+    for (referrer, _) in entries.iter().rev() {
         let Some((f, content)) = fetch_signature(&store, referrer).await? else {
             continue;
         };

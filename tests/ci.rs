@@ -4,7 +4,7 @@
 //! GitHub's REST API for the pull-request comment.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
 use crate::desired::{git_commit, gitops_repo, head};
 use crate::util::{Env, Registry, SigstoreStandIn, ACTIONS_ISSUER, WORKFLOW_IDENTITY};
@@ -35,21 +35,13 @@ impl GitHubApiStandIn {
         let state = dir.path().join("comments.json");
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/support/github_api_standin.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(GITHUB_TOKEN)
-            .arg(&log)
-            .arg(&state)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let port = line.trim().strip_prefix("listening ").unwrap().to_string();
+        let (child, port) = crate::util::spawn_listening(
+            Command::new("python3")
+                .arg(script)
+                .arg(GITHUB_TOKEN)
+                .arg(&log)
+                .arg(&state),
+        );
         GitHubApiStandIn {
             url: format!("http://127.0.0.1:{port}"),
             log,

@@ -4,7 +4,7 @@
 //! independently, exactly what the registry holds. Every negative case is refused by both.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use base64::Engine as _;
 use p256::ecdsa::signature::Signer as _;
@@ -84,22 +84,13 @@ impl Setup {
     /// through the registry API.
     fn fetched(&self, name: &str, tag: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
         let manifest = self.reg.get(&format!("{name}/manifests/{tag}"));
-        let index = Command::new("curl")
-            .args([
-                "-sf",
-                "-H",
-                "Accept: application/vnd.oci.image.index.v1+json",
-            ])
-            .arg(format!(
-                "http://{}/v2/{name}/manifests/sha256-{}",
-                self.reg.host,
-                crate::util::sha256_hex(&manifest)
-            ))
-            .output()
-            .unwrap();
+        let index = self.reg.try_get(&format!(
+            "{name}/manifests/sha256-{}",
+            crate::util::sha256_hex(&manifest)
+        ));
         let mut bundles = Vec::new();
-        if index.status.success() {
-            let index: serde_json::Value = serde_json::from_slice(&index.stdout).unwrap();
+        if let Some(index) = index {
+            let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
             for entry in index["manifests"].as_array().unwrap() {
                 let referrer: serde_json::Value = serde_json::from_slice(&self.reg.get(&format!(
                     "{name}/manifests/{}",

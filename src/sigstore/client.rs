@@ -74,8 +74,9 @@ impl TokenSource {
             .bearer_auth(request_token.expose())
             .send()
             .await
+            // The endpoint's URL may carry a token in its query: errors do not show it.
             .map_err(|e| {
-                Error::service(service, format!("cannot reach it: {}", without_url(&e)))
+                Error::service(service, format!("cannot reach it: {}", e.without_url()))
             })?;
         let status = resp.status();
         if !status.is_success() {
@@ -94,15 +95,6 @@ impl TokenSource {
             println!("::add-mask::{}", a.value);
         }
         Ok(Secret::new(a.value))
-    }
-}
-
-/// reqwest errors name the URL, whose query may carry a token: drop it.
-fn without_url(e: &reqwest::Error) -> String {
-    let e = e.to_string();
-    match e.find(" for url (") {
-        Some(i) => e[..i].to_string(),
-        None => e,
     }
 }
 
@@ -232,7 +224,7 @@ async fn signing_certificate(
         .body(request.to_string())
         .send()
         .await
-        .map_err(|e| Error::service(&service, format!("cannot reach it: {}", without_url(&e))))?;
+        .map_err(|e| Error::service(&service, format!("cannot reach it: {}", e.without_url())))?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     if !status.is_success() {

@@ -552,6 +552,26 @@ pub fn untar(archive: &Path) -> TempDir {
     out
 }
 
+/// Starts a stand-in server that prints `listening PORT` first; the child and the port.
+pub fn spawn_listening(cmd: &mut Command) -> (Child, u16) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?} (scripts/test installs it): {e}"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{cmd:?} did not start: {line:?}"));
+    (child, port)
+}
+
 /// The request token the Actions token endpoint of [`Sigstore`] accepts.
 pub const ACTIONS_REQUEST_TOKEN: &str = "actions-request-token-never-printed";
 /// The identity the stand-in Fulcio certifies for its Actions tokens.
@@ -581,24 +601,12 @@ impl SigstoreStandIn {
         let dir = tempfile::tempdir().unwrap();
         let server =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sigstore-standin/server.js");
-        let mut child = Command::new("node")
-            .arg(server)
-            .arg(dir.path())
-            .arg(ACTIONS_REQUEST_TOKEN)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node runs (scripts/test installs the stand-in's packages)");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("the Sigstore stand-in did not start: {line:?}"));
+        let (child, port) = spawn_listening(
+            Command::new("node")
+                .arg(server)
+                .arg(dir.path())
+                .arg(ACTIONS_REQUEST_TOKEN),
+        );
         SigstoreStandIn {
             url: format!("http://127.0.0.1:{port}"),
             dir,
@@ -801,12 +809,22 @@ impl Registry {
 
     /// GET of a manifest or blob path under `/v2/`, as bytes.
     pub fn get(&self, path: &str) -> Vec<u8> {
-        run(Command::new("curl").args([
-            "-sf",
-            "-H",
-            "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
-            &format!("http://{}/v2/{path}", self.host),
-        ]))
-        .stdout
+        self.try_get(path)
+            .unwrap_or_else(|| panic!("GET /v2/{path} failed"))
+    }
+
+    /// GET of a manifest or blob path under `/v2/`; `None` when the registry refuses it
+    /// (a tag that does not exist).
+    pub fn try_get(&self, path: &str) -> Option<Vec<u8>> {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "-H",
+                "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+                &format!("http://{}/v2/{path}", self.host),
+            ])
+            .output()
+            .unwrap();
+        out.status.success().then_some(out.stdout)
     }
 }
