@@ -1,0 +1,183 @@
+//! The app's Margo Application Description (`margo.yaml`): its id, version and resources.
+//!
+//! Only what packaging needs is read here: `metadata.id`, `metadata.version`, the catalog
+//! texts used as OCI annotations, and the resource files (icon, description, release
+//! notes, license) that travel with the Application Package. Full validation of the
+//! document against the Margo model belongs to the desired-state validator.
+
+use std::path::{Path, PathBuf};
+
+use serde_norway::Value;
+
+use crate::error::{Error, Result};
+use crate::package::compose::{line_of, safe_relative};
+
+pub const FILE_NAME: &str = "margo.yaml";
+
+/// Resource fields under `metadata.catalog.application`, in the order they are published.
+const RESOURCE_FIELDS: [&str; 4] = ["icon", "descriptionFile", "releaseNotes", "licenseFile"];
+
+#[derive(Clone, Debug)]
+pub struct AppDescription {
+    pub path: PathBuf,
+    pub id: String,
+    pub version: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub authors: Vec<String>,
+    pub resources: Vec<Resource>,
+}
+
+/// A file the description points at, with the dotted path of the field that names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    pub field: String,
+    pub path: PathBuf,
+}
+
+/// Reads `margo.yaml` from `app_dir` when there is one.
+pub fn load(app_dir: &Path) -> Result<Option<AppDescription>> {
+    let path = app_dir.join(FILE_NAME);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+    let doc: Value = serde_norway::from_str(&text).map_err(|e| {
+        Error::invalid_file(
+            &path,
+            e.location().map(|l| l.line()),
+            format!("not valid YAML: {e}"),
+        )
+    })?;
+    let field = |key: &str| -> Result<String> {
+        doc["metadata"][key]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::invalid_file(
+                    &path,
+                    line_of(&text, "metadata:"),
+                    format!("`metadata.{key}` is missing or not a string"),
+                )
+                .with_hint("margo.yaml needs metadata.id and metadata.version")
+            })
+    };
+    let id = field("id")?;
+    if !valid_app_id(&id) {
+        return Err(Error::invalid_file(
+            &path,
+            line_of(&text, "id:"),
+            format!("`metadata.id` `{id}` must match ^[-a-z0-9]{{1,200}}$"),
+        ));
+    }
+    let version = field("version")?;
+    if !is_semver(&version) {
+        return Err(Error::invalid_file(
+            &path,
+            line_of(&text, "version:"),
+            format!("`metadata.version` `{version}` is not a SemVer version (MAJOR.MINOR.PATCH, no leading v)"),
+        ));
+    }
+    let app = &doc["metadata"]["catalog"]["application"];
+    let mut resources = Vec::new();
+    for key in RESOURCE_FIELDS {
+        if let Some(file) = app[key].as_str() {
+            let rel = safe_relative(app_dir, Path::new(file)).map_err(|why| {
+                Error::invalid_file(
+                    &path,
+                    line_of(&text, key),
+                    format!("`metadata.catalog.application.{key}`: {why}"),
+                )
+            })?;
+            if !app_dir.join(&rel).is_file() {
+                return Err(Error::invalid_file(
+                    &path,
+                    line_of(&text, key),
+                    format!(
+                        "`metadata.catalog.application.{key}` names `{file}`, which does not exist"
+                    ),
+                ));
+            }
+            resources.push(Resource {
+                field: format!("metadata.catalog.application.{key}"),
+                path: rel,
+            });
+        }
+    }
+    let authors = doc["metadata"]["catalog"]["author"]
+        .as_sequence()
+        .map(|s| {
+            s.iter()
+                .filter_map(|a| a["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(AppDescription {
+        path,
+        id,
+        version,
+        name: doc["metadata"]["name"].as_str().map(str::to_string),
+        description: doc["metadata"]["description"]
+            .as_str()
+            .or_else(|| app["tagline"].as_str())
+            .map(str::to_string),
+        authors,
+        resources,
+    }))
+}
+
+/// Margo's application id pattern: `^[-a-z0-9]{1,200}$`.
+pub fn valid_app_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 200
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// SemVer 2.0: `MAJOR.MINOR.PATCH[-pre][+build]`, numbers without leading zeros, no `v`.
+pub fn is_semver(v: &str) -> bool {
+    let (core_pre, build) = match v.split_once('+') {
+        Some((c, b)) => (c, Some(b)),
+        None => (v, None),
+    };
+    let (core, pre) = match core_pre.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (core_pre, None),
+    };
+    let numeric = |s: &str| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
+    };
+    let ident =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| numeric(p))
+        && pre.is_none_or(|p| {
+            p.split('.')
+                .all(|i| ident(i) && (!i.bytes().all(|b| b.is_ascii_digit()) || numeric(i)))
+        })
+        && build.is_none_or(|b| b.split('.').all(ident))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semver() {
+        for ok in ["1.0.0", "0.1.2-rc.1", "1.2.3+build.5", "10.20.30-alpha-1"] {
+            assert!(is_semver(ok), "{ok}");
+        }
+        for bad in ["v1.0.0", "1.0", "01.0.0", "1.0.0-", "1.0.0-01", "latest"] {
+            assert!(!is_semver(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn app_ids() {
+        assert!(valid_app_id("poc-app"));
+        assert!(!valid_app_id("PoC_App"));
+        assert!(!valid_app_id(&"a".repeat(201)));
+    }
+}

@@ -1,0 +1,11 @@
+//! The Margo model: the documents Margo defines and how margo-gitops checks them.
+//!
+//! - [`yamltree`]: YAML read into a tree that remembers lines, so problems point at them;
+//! - [`validate`]: `ApplicationDeployment` documents checked against the specification;
+//! - [`app`]: the app's Application Description (`margo.yaml`), as packaging reads it.
+//!
+//! It sits below packaging and the desired state, which both read Margo documents.
+
+pub mod app;
+pub mod validate;
+pub mod yamltree;

@@ -1,0 +1,337 @@
+//! An OCI image-layout folder as a store: `oci-layout`, `index.json`, `blobs/sha256/…`.
+//!
+//! Tags are `org.opencontainers.image.ref.name` annotations on `index.json` entries, as
+//! skopeo (`oci:PATH:TAG`) and umoci read them. Blobs are written to a temporary file,
+//! checked, then renamed into place, and `index.json` is replaced by rename, so a
+//! reader never sees a half-written blob or index.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::oci::digest::{Digest, Verifier};
+use crate::oci::media;
+use crate::oci::store::Manifest;
+use crate::progress::Progress;
+
+const LAYOUT_FILE: &str = "oci-layout";
+const INDEX_FILE: &str = "index.json";
+
+pub struct LayoutStore {
+    root: PathBuf,
+}
+
+impl LayoutStore {
+    /// Opens an existing layout folder.
+    pub fn open(root: &Path) -> Result<Self> {
+        let marker = root.join(LAYOUT_FILE);
+        if !marker.is_file() {
+            return Err(Error::NotFound {
+                what: format!("OCI layout {}", root.display()),
+                hint: Some("the folder has no `oci-layout` file; check the path".into()),
+            });
+        }
+        Ok(LayoutStore {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Opens a layout folder, creating an empty one when it does not exist.
+    pub fn create(root: &Path) -> Result<Self> {
+        if root.join(LAYOUT_FILE).is_file() {
+            return Self::open(root);
+        }
+        if root.exists()
+            && fs::read_dir(root)
+                .map_err(Error::io("read", root))?
+                .next()
+                .is_some()
+        {
+            return Err(Error::Usage(format!(
+                "{} exists and is not an OCI layout; choose an empty or new folder",
+                root.display()
+            )));
+        }
+        let blobs = root.join("blobs/sha256");
+        fs::create_dir_all(&blobs).map_err(Error::io("create", &blobs))?;
+        write_atomic(
+            &root.join(LAYOUT_FILE),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        )?;
+        let empty = json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []});
+        write_atomic(&root.join(INDEX_FILE), &to_json(&empty))?;
+        Ok(LayoutStore {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a blob lives in the layout. The digest is validated, so the path stays inside.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Copies `file` into the layout, checking it against `digest` and `size`.
+    pub fn put_blob_file(
+        &self,
+        digest: &Digest,
+        size: u64,
+        file: &Path,
+        progress: &Progress,
+    ) -> Result<()> {
+        let src = File::open(file).map_err(Error::io("open", file))?;
+        self.put_blob_reader(digest, Some(size), src, progress)
+    }
+
+    pub fn put_blob_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        self.put_blob_reader(digest, Some(bytes.len() as u64), bytes, &Progress::hidden())
+    }
+
+    /// Streams `reader` into the layout as blob `digest`; nothing is kept if it does not match.
+    pub fn put_blob_reader(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+        reader: impl Read,
+        progress: &Progress,
+    ) -> Result<()> {
+        let dest = self.blob_path(digest);
+        copy_verified(
+            reader,
+            &dest,
+            digest,
+            size,
+            &format!("blob {digest}"),
+            progress,
+        )
+    }
+
+    /// Copies a blob out of the layout to `dest`, checking it on the way.
+    pub fn copy_blob_to_file(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+        dest: &Path,
+        progress: &Progress,
+    ) -> Result<()> {
+        let src = self.open_blob(digest)?;
+        copy_verified(
+            src,
+            dest,
+            digest,
+            size,
+            &format!("blob {digest} in {}", self.root.display()),
+            progress,
+        )
+    }
+
+    /// Opens a blob for reading. Callers that read it whole must check its digest.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let path = self.blob_path(digest);
+        File::open(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::NotFound {
+                    what: format!("blob {digest} in {}", self.root.display()),
+                    hint: None,
+                }
+            } else {
+                Error::io("open", &path)(e)
+            }
+        })
+    }
+
+    pub fn read_blob_bytes(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        let path = self.blob_path(digest);
+        self.open_blob(digest)?
+            .take(super::store::MAX_SMALL_BLOB + 1)
+            .read_to_end(&mut bytes)
+            .map_err(Error::io("read", &path))?;
+        let mut v = Verifier::new(
+            format!("blob {digest} in {}", self.root.display()),
+            digest,
+            size,
+        );
+        v.update(&bytes)?;
+        v.finish()?;
+        Ok(bytes)
+    }
+
+    fn index(&self) -> Result<Value> {
+        let path = self.root.join(INDEX_FILE);
+        let text = fs::read(&path).map_err(Error::io("read", &path))?;
+        let index: Value = serde_json::from_slice(&text)
+            .map_err(|e| Error::invalid_file(&path, Some(e.line()), format!("not JSON: {e}")))?;
+        if !index["manifests"].is_array() {
+            return Err(Error::invalid_file(
+                &path,
+                None,
+                "`manifests` is not a list",
+            ));
+        }
+        Ok(index)
+    }
+
+    fn entries(&self) -> Result<Vec<Value>> {
+        Ok(self.index()?["manifests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// The manifest a tag or digest names in this layout.
+    pub fn manifest(&self, selector: &str) -> Result<Option<Manifest>> {
+        let entries = self.entries()?;
+        let entry = if selector.starts_with("sha256:") {
+            let digest: Digest = selector.parse()?;
+            match entries.iter().rev().find(|e| e["digest"] == selector) {
+                Some(e) => Some(e.clone()),
+                None if self.has_blob(&digest) => Some(json!({"digest": selector})),
+                None => None,
+            }
+        } else {
+            entries
+                .iter()
+                .rev()
+                .find(|e| e["annotations"][media::ANN_REF_NAME] == selector)
+                .cloned()
+        };
+        let Some(entry) = entry else { return Ok(None) };
+        let digest: Digest = entry["digest"].as_str().unwrap_or_default().parse()?;
+        let size = entry["size"].as_u64();
+        let bytes = self.read_blob_bytes(&digest, size)?;
+        Manifest::from_bytes(bytes, entry["mediaType"].as_str()).map(Some)
+    }
+
+    /// Stores the manifest as a blob and records it in `index.json`, under `tag` when given.
+    pub fn put_manifest(&self, manifest: &Manifest, tag: Option<&str>) -> Result<()> {
+        if !self.has_blob(&manifest.digest) {
+            self.put_blob_bytes(&manifest.digest, &manifest.bytes)?;
+        }
+        let mut index = self.index()?;
+        let entries = index["manifests"]
+            .as_array_mut()
+            .expect("checked in index()");
+        let mut entry = json!({
+            "mediaType": manifest.media_type,
+            "digest": manifest.digest.to_string(),
+            "size": manifest.bytes.len(),
+        });
+        match tag {
+            Some(tag) => {
+                entries.retain(|e| e["annotations"][media::ANN_REF_NAME] != tag);
+                entry["annotations"] = json!({ media::ANN_REF_NAME: tag });
+            }
+            None => {
+                if entries
+                    .iter()
+                    .any(|e| e["digest"] == manifest.digest.as_str())
+                {
+                    return Ok(());
+                }
+            }
+        }
+        entries.push(entry);
+        write_atomic(&self.root.join(INDEX_FILE), &to_json(&index))
+    }
+
+    pub fn tags(&self) -> Result<Vec<String>> {
+        Ok(self
+            .entries()?
+            .iter()
+            .filter_map(|e| {
+                e["annotations"][media::ANN_REF_NAME]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect())
+    }
+}
+
+fn to_json(v: &Value) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(v).expect("a JSON value serializes");
+    out.push(b'\n');
+    out
+}
+
+/// Streams `reader` to `dest` through a temporary file beside it; renames only when it
+/// matches `digest` (and `size`), so `dest` never holds wrong bytes.
+pub fn copy_verified(
+    mut reader: impl Read,
+    dest: &Path,
+    digest: &Digest,
+    size: Option<u64>,
+    what: &str,
+    progress: &Progress,
+) -> Result<()> {
+    let mut tmp = temp_beside(dest)?;
+    let mut verifier = Verifier::new(what, digest, size);
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("read", what.to_string())(e)),
+        };
+        verifier.update(&buf[..n])?;
+        tmp.write_all(&buf[..n])
+            .map_err(Error::io("write", tmp.path()))?;
+        progress.advance(n as u64);
+    }
+    verifier.finish()?;
+    readable_by_all(tmp.as_file(), tmp.path())?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(Error::io("write", tmp.path()))?;
+    tmp.persist(dest)
+        .map_err(|e| Error::io("write", dest)(e.error))?;
+    Ok(())
+}
+
+/// A temporary file in the folder of `dest` (created when missing), to be renamed onto
+/// `dest` once complete: a reader never sees a half-written file under its real name.
+pub fn temp_beside(dest: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    tempfile::Builder::new()
+        .prefix(".partial-")
+        .tempfile_in(dir)
+        .map_err(Error::io("create a temporary file in", dir))
+}
+
+/// Replaces `path` with `bytes` by writing a temporary file and renaming it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = temp_beside(path)?;
+    tmp.write_all(bytes).map_err(Error::io("write", path))?;
+    readable_by_all(tmp.as_file(), tmp.path())?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("write", path)(e.error))?;
+    Ok(())
+}
+
+/// Temporary files are created private; what lands in a layout is as readable as any file.
+fn readable_by_all(file: &File, path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(Error::io("set permissions of", path))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (file, path);
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! Reading and writing OCI content, in a registry or in an OCI image-layout folder.
+//!
+//! [`Store`] is the one interface the rest of margo-gitops uses; it does not know what a
+//! package is. Its rules: every blob read is checked against its digest before anyone
+//! uses it; blobs stream from and to files, never whole in memory; a blob the store
+//! already has is not sent again; a manifest is written only after its blobs, and a tag
+//! only after its manifest, so a failure never leaves a tag on half-written content.
+
+use std::path::{Path, PathBuf};
+
+use oci_client::manifest::{OciDescriptor, OciImageIndex, OciImageManifest};
+
+use crate::error::{Error, Result};
+use crate::oci::credentials::Explicit;
+use crate::oci::digest::Digest;
+use crate::oci::media;
+use crate::oci::reference::Repo;
+use crate::progress::Progress;
+
+/// Largest manifest or config margo-gitops will hold in memory (the registry's own limit is 4 MiB).
+pub const MAX_SMALL_BLOB: u64 = 16 << 20;
+
+/// A manifest as bytes, with the digest of those exact bytes and its media type.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+    pub media_type: String,
+}
+
+impl Manifest {
+    /// Wraps bytes margo-gitops produced.
+    pub fn new(media_type: impl Into<String>, bytes: Vec<u8>) -> Self {
+        Manifest {
+            digest: Digest::of(&bytes),
+            bytes,
+            media_type: media_type.into(),
+        }
+    }
+
+    /// Wraps bytes read from somewhere, taking the media type from the JSON when not given.
+    pub fn from_bytes(bytes: Vec<u8>, media_type: Option<&str>) -> Result<Self> {
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            #[serde(rename = "mediaType")]
+            media_type: Option<String>,
+            manifests: Option<serde_json::Value>,
+        }
+        let probe: Probe = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid(format!("manifest is not JSON: {e}")))?;
+        let media_type = match (probe.media_type, media_type) {
+            (Some(m), _) => m,
+            (None, Some(m)) if !m.is_empty() => m.to_string(),
+            (None, _) if probe.manifests.is_some() => media::OCI_INDEX.to_string(),
+            (None, _) => media::OCI_MANIFEST.to_string(),
+        };
+        Ok(Manifest::new(media_type, bytes))
+    }
+
+    pub fn is_index(&self) -> bool {
+        media::is_index(&self.media_type)
+    }
+
+    pub fn image(&self) -> Result<OciImageManifest> {
+        serde_json::from_slice(&self.bytes).map_err(|e| {
+            Error::invalid(format!(
+                "manifest {} is not an image manifest: {e}",
+                self.digest
+            ))
+        })
+    }
+
+    pub fn index(&self) -> Result<OciImageIndex> {
+        serde_json::from_slice(&self.bytes)
+            .map_err(|e| Error::invalid(format!("manifest {} is not an index: {e}", self.digest)))
+    }
+
+    /// A descriptor pointing at this manifest.
+    pub fn descriptor(&self) -> OciDescriptor {
+        OciDescriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.to_string(),
+            size: self.bytes.len() as i64,
+            ..Default::default()
+        }
+    }
+}
+
+/// How to reach registries: TLS, plain HTTP, credentials.
+#[derive(Clone, Debug, Default)]
+pub struct Connect {
+    /// Talk plain HTTP instead of HTTPS.
+    pub plain_http: bool,
+    /// Extra PEM certificate authorities to trust.
+    pub ca_files: Vec<PathBuf>,
+    /// Credentials from the command line.
+    pub explicit: Explicit,
+}
+
+/// Where content is read from or written to.
+pub enum Store {
+    Registry(super::registry::RegistryStore),
+    Layout(super::layout::LayoutStore),
+}
+
+/// The digest and media type of a blob to move, and its size.
+pub fn descriptor_digest(desc: &OciDescriptor) -> Result<Digest> {
+    desc.digest.parse()
+}
+
+impl Store {
+    /// Opens a repository for reading; a layout folder must exist.
+    pub async fn open(repo: &Repo, connect: &Connect) -> Result<Store> {
+        Self::open_mode(repo, connect, false).await
+    }
+
+    /// Opens a repository for writing; a layout folder is created when missing.
+    pub async fn open_for_push(repo: &Repo, connect: &Connect) -> Result<Store> {
+        Self::open_mode(repo, connect, true).await
+    }
+
+    async fn open_mode(repo: &Repo, connect: &Connect, push: bool) -> Result<Store> {
+        Ok(match repo {
+            Repo::Layout(path) => Store::Layout(if push {
+                super::layout::LayoutStore::create(path)?
+            } else {
+                super::layout::LayoutStore::open(path)?
+            }),
+            Repo::Registry {
+                registry,
+                repository,
+            } => Store::Registry(
+                super::registry::RegistryStore::connect(registry, repository, connect, push)
+                    .await?,
+            ),
+        })
+    }
+
+    pub async fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        match self {
+            Store::Registry(r) => r.has_blob(digest).await,
+            Store::Layout(l) => Ok(l.has_blob(digest)),
+        }
+    }
+
+    /// Sends the blob in `file` unless the store has it; true when it was sent.
+    pub async fn push_blob_file(&self, desc: &OciDescriptor, file: &Path) -> Result<bool> {
+        let digest = descriptor_digest(desc)?;
+        if self.has_blob(&digest).await? {
+            return Ok(false);
+        }
+        let size = desc.size as u64;
+        let progress = Progress::new(format!("pushing {}", short_name(desc)), size);
+        match self {
+            Store::Registry(r) => r.push_blob_file(&digest, size, file, &progress).await?,
+            Store::Layout(l) => l.put_blob_file(&digest, size, file, &progress)?,
+        }
+        progress.finish();
+        Ok(true)
+    }
+
+    /// Sends a small blob held in memory unless the store has it.
+    pub async fn push_blob_bytes(&self, bytes: &[u8]) -> Result<bool> {
+        let digest = Digest::of(bytes);
+        if self.has_blob(&digest).await? {
+            return Ok(false);
+        }
+        match self {
+            Store::Registry(r) => r.push_blob_bytes(&digest, bytes).await?,
+            Store::Layout(l) => l.put_blob_bytes(&digest, bytes)?,
+        }
+        Ok(true)
+    }
+
+    /// Copies a blob into `dest`, checking its digest and size; `dest` appears only when right.
+    pub async fn fetch_blob_to_file(&self, desc: &OciDescriptor, dest: &Path) -> Result<()> {
+        let digest = descriptor_digest(desc)?;
+        let size = desc.size as u64;
+        let progress = Progress::new(format!("fetching {}", short_name(desc)), size);
+        match self {
+            Store::Registry(r) => r.fetch_blob_to_file(&digest, size, dest, &progress).await?,
+            Store::Layout(l) => l.copy_blob_to_file(&digest, Some(size), dest, &progress)?,
+        }
+        progress.finish();
+        Ok(())
+    }
+
+    /// Reads a small blob (a config, a descriptor file), checked against its digest.
+    pub async fn fetch_blob_bytes(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+        if size.is_some_and(|s| s > MAX_SMALL_BLOB) {
+            return Err(Error::invalid(format!(
+                "blob {digest} is {} bytes, too large to read into memory",
+                size.unwrap_or(0)
+            )));
+        }
+        match self {
+            Store::Registry(r) => r.fetch_blob_bytes(digest, size).await,
+            Store::Layout(l) => l.read_blob_bytes(digest, size),
+        }
+    }
+
+    /// The manifest a tag or digest names, or `None` when it names nothing.
+    pub async fn manifest(&self, selector: &str) -> Result<Option<Manifest>> {
+        match self {
+            Store::Registry(r) => r.manifest(selector).await,
+            Store::Layout(l) => l.manifest(selector),
+        }
+    }
+
+    /// The digest a tag (or digest) points at, or `None`. One request for a registry,
+    /// found or not (a HEAD would cost a second one on a miss).
+    pub async fn resolve(&self, selector: &str) -> Result<Option<Digest>> {
+        Ok(self.manifest(selector).await?.map(|m| m.digest))
+    }
+
+    /// Writes a manifest by its digest; its blobs must be in the store already.
+    pub async fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
+        match self {
+            Store::Registry(r) => r.push_manifest(manifest, manifest.digest.as_str()).await,
+            Store::Layout(l) => l.put_manifest(manifest, None),
+        }
+    }
+
+    /// Points `tag` at a manifest that is in the store; false when it pointed there already.
+    pub async fn set_tag(&self, manifest: &Manifest, tag: &str) -> Result<bool> {
+        if self.resolve(tag).await?.as_ref() == Some(&manifest.digest) {
+            return Ok(false);
+        }
+        match self {
+            Store::Registry(r) => r.push_manifest(manifest, tag).await?,
+            Store::Layout(l) => l.put_manifest(manifest, Some(tag))?,
+        }
+        Ok(true)
+    }
+
+    /// Every tag of the repository, sorted.
+    pub async fn tags(&self) -> Result<Vec<String>> {
+        let mut tags = match self {
+            Store::Registry(r) => r.tags().await?,
+            Store::Layout(l) => l.tags()?,
+        };
+        tags.sort();
+        Ok(tags)
+    }
+}
+
+fn short_name(desc: &OciDescriptor) -> String {
+    let title = desc
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(media::ANN_TITLE))
+        .cloned();
+    let hex = desc.digest.trim_start_matches("sha256:");
+    match title {
+        Some(t) => t,
+        None => format!("blob {}", &hex[..hex.len().min(12)]),
+    }
+}

@@ -1,0 +1,346 @@
+//! A docker-compose app folder: find its compose file, check it, rewrite it pinned.
+//!
+//! Parsing uses the `compose_spec` crate, a typed model of the whole Compose
+//! Specification (services, configs, secrets, env files, mounts, image references), fed
+//! through our YAML crate; see the README for why this crate. This module decides which
+//! files of the folder belong in a package (env files, config files, relative bind
+//! mounts), refuses what must never travel (secrets, absolute paths, paths or links
+//! leaving the folder), and writes the compose file back with every image pinned by
+//! digest. It does not fetch images; [`crate::package::image`] does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+use compose_spec::service::volumes::{
+    mount::Mount, ShortOptions, ShortVolume, Source as VolumeSource,
+};
+use compose_spec::{Resource, ShortOrLong};
+use serde_norway::Value;
+
+use crate::error::{Error, Result};
+
+/// Compose file names, in the order Docker Compose looks for them.
+pub const COMPOSE_NAMES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+/// A parsed and checked compose app.
+#[derive(Debug)]
+pub struct ComposeApp {
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    text: String,
+    /// The compose project `name:`, when set.
+    pub name: Option<String>,
+    /// Services sorted by name.
+    pub services: Vec<ServiceInfo>,
+    /// Files of the folder the app needs, relative to it, sorted.
+    pub files: BTreeSet<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceInfo {
+    pub name: String,
+    /// The `image:` reference as written.
+    pub image: Option<String>,
+    /// True when the service has a `build:` section.
+    pub built: bool,
+}
+
+/// Finds the compose file in `dir`.
+pub fn find(dir: &Path) -> Result<PathBuf> {
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "app folder {} does not exist or is not a folder",
+            dir.display()
+        )));
+    }
+    COMPOSE_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no compose file in {}: looked for {}; pass the app folder as the first argument",
+                dir.display(),
+                COMPOSE_NAMES.join(", ")
+            ))
+        })
+}
+
+/// 1-based number of the first line containing `needle`, to point at a field.
+pub fn line_of(text: &str, needle: &str) -> Option<usize> {
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
+/// Checks that `p`, relative to `base`, stays inside `base`, following links; returns it
+/// normalised (no `.` or `..`). The error says why, for the caller to place.
+pub fn safe_relative(base: &Path, p: &Path) -> std::result::Result<PathBuf, String> {
+    if p.is_absolute() || p.has_root() {
+        return Err(format!(
+            "`{}` is an absolute path; files in a package must be given relative to the app folder",
+            p.display()
+        ));
+    }
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return Err(format!(
+                        "`{}` uses `..` to leave the app folder",
+                        p.display()
+                    ));
+                }
+            }
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::Prefix(_) => {
+                unreachable!("absolute paths refused above")
+            }
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err(format!(
+            "`{}` names the app folder itself, not a file",
+            p.display()
+        ));
+    }
+    let full = base.join(&out);
+    if full.symlink_metadata().is_ok() {
+        let real = full
+            .canonicalize()
+            .map_err(|e| format!("`{}` cannot be resolved: {e}", p.display()))?;
+        let real_base = base
+            .canonicalize()
+            .map_err(|e| format!("the app folder cannot be resolved: {e}"))?;
+        if !real.starts_with(&real_base) {
+            return Err(format!(
+                "`{}` is a link that points outside the app folder, to {}",
+                p.display(),
+                real.display()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+impl ComposeApp {
+    /// Finds, parses and checks the compose app in `dir`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let file = find(dir)?;
+        let text = std::fs::read_to_string(&file).map_err(Error::io("read", &file))?;
+        let compose: compose_spec::Compose = serde_norway::from_str(&text).map_err(|e| {
+            Error::invalid_file(
+                &file,
+                e.location().map(|l| l.line()),
+                format!("not a valid compose file: {e}"),
+            )
+        })?;
+        let invalid = |needle: &str, message: String| {
+            Error::invalid_file(&file, line_of(&text, needle), message)
+        };
+
+        if !compose.include.is_empty() {
+            return Err(invalid(
+                "include:",
+                "`include:` is not supported in a package; merge the included files into one compose file".into(),
+            ));
+        }
+
+        let mut files = BTreeSet::new();
+        let mut add = |field: &str, path: &Path, required: bool| -> Result<()> {
+            let rel = safe_relative(dir, path)
+                .map_err(|why| invalid(field, format!("`{field}`: {why}")))?;
+            let full = dir.join(&rel);
+            if full.is_dir() {
+                collect_dir(dir, &rel, &mut files)
+                    .map_err(|why| invalid(field, format!("`{field}`: {why}")))?;
+            } else if full.is_file() {
+                files.insert(rel);
+            } else if required {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "`{field}` names `{}`, which does not exist in {}",
+                        path.display(),
+                        dir.display()
+                    ),
+                ));
+            }
+            Ok(())
+        };
+
+        let mut services = Vec::new();
+        for (name, service) in &compose.services {
+            if let Some(first) = service.secrets.first() {
+                let secret = match first {
+                    ShortOrLong::Short(id) => id.to_string(),
+                    ShortOrLong::Long(l) => l.source.to_string(),
+                };
+                return Err(invalid(
+                    "secrets:",
+                    format!(
+                        "service `{name}` uses secret `{secret}`: secrets never go into a package"
+                    ),
+                )
+                .with_hint("provide secrets on the device instead"));
+            }
+            if let Some(env_file) = &service.env_file {
+                for entry in env_file.clone().into_list() {
+                    let (path, required) = match entry {
+                        ShortOrLong::Short(p) => (p, true),
+                        ShortOrLong::Long(c) => (c.path, c.required),
+                    };
+                    add("env_file", &path, required)?;
+                }
+            }
+            for volume in &service.volumes {
+                let host = match volume {
+                    ShortOrLong::Short(ShortVolume {
+                        options:
+                            Some(ShortOptions {
+                                source: VolumeSource::HostPath(h),
+                                ..
+                            }),
+                        ..
+                    }) => Some(h.as_path().to_path_buf()),
+                    ShortOrLong::Long(Mount::Bind(b)) => Some(b.source.as_path().to_path_buf()),
+                    _ => None,
+                };
+                // Absolute host paths are the device's own folders; relative ones are app files.
+                if let Some(host) = host.filter(|h| h.is_relative() && !h.starts_with("~")) {
+                    add("volumes", &host, true)?;
+                }
+            }
+            services.push(ServiceInfo {
+                name: name.to_string(),
+                image: service.image.as_ref().map(|i| i.as_str().to_string()),
+                built: service.build.is_some(),
+            });
+        }
+        if let Some((name, _)) = compose.secrets.first() {
+            return Err(Error::invalid_file(
+                &file,
+                text.lines().position(|l| l.starts_with("secrets:")).map(|i| i + 1),
+                format!("secret `{name}` is declared: secrets never go into a package"),
+            )
+            .with_hint("remove `secrets:` and provide them on the device, e.g. through deployment parameters"));
+        }
+        for (name, config) in &compose.configs {
+            if let Resource::Compose(c) = config {
+                if let compose_spec::config::Source::File(path) = &c.source {
+                    add("configs", path, true)
+                        .map_err(|e| e.in_context(&format!("config `{name}`")))?;
+                }
+            }
+        }
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        if services.is_empty() {
+            return Err(invalid(
+                "services",
+                "the compose file defines no services".into(),
+            ));
+        }
+        Ok(ComposeApp {
+            dir: dir.to_path_buf(),
+            name: compose.name.map(|n| n.to_string()),
+            file,
+            text,
+            services,
+            files,
+        })
+    }
+
+    /// The compose file with each service's image replaced by `pins[service]` and `build`
+    /// removed (a device does not build). Everything else is kept as written.
+    pub fn pinned(&self, pins: &BTreeMap<String, String>) -> Result<String> {
+        let mut doc: Value = serde_norway::from_str(&self.text).map_err(|e| {
+            Error::invalid_file(&self.file, e.location().map(|l| l.line()), e.to_string())
+        })?;
+        let services = doc
+            .get_mut("services")
+            .and_then(Value::as_mapping_mut)
+            .ok_or_else(|| Error::invalid_file(&self.file, None, "`services` is not a mapping"))?;
+        for (name, pinned) in pins {
+            let service = services
+                .get_mut(name.as_str())
+                .and_then(Value::as_mapping_mut)
+                .ok_or_else(|| {
+                    Error::invalid_file(&self.file, None, format!("no service `{name}`"))
+                })?;
+            service.insert(Value::from("image"), Value::from(pinned.as_str()));
+            service.shift_remove("build");
+        }
+        let body = serde_norway::to_string(&doc).map_err(|e| {
+            Error::invalid_file(&self.file, None, format!("cannot write back: {e}"))
+        })?;
+        let source = self
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(format!(
+            "# Written by margo-gitops from {source}: every image is pinned by digest.\n{body}"
+        ))
+    }
+}
+
+/// Adds every file under `rel` (a folder), checking links on the way.
+fn collect_dir(
+    base: &Path,
+    rel: &Path,
+    files: &mut BTreeSet<PathBuf>,
+) -> std::result::Result<(), String> {
+    let dir = base.join(rel);
+    let entries =
+        std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let child = rel.join(entry.file_name());
+        let checked = safe_relative(base, &child)?;
+        let full = base.join(&checked);
+        if full.is_dir() {
+            collect_dir(base, &checked, files)?;
+        } else if full.is_file() {
+            files.insert(checked);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_normalised_and_confined() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.env"), "X=1").unwrap();
+        assert_eq!(
+            safe_relative(dir.path(), Path::new("./x/../a.env")).unwrap(),
+            PathBuf::from("a.env")
+        );
+        assert!(safe_relative(dir.path(), Path::new("../a.env"))
+            .unwrap_err()
+            .contains(".."));
+        assert!(safe_relative(dir.path(), Path::new("/etc/passwd"))
+            .unwrap_err()
+            .contains("absolute"));
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("/etc/hostname", dir.path().join("link")).unwrap();
+            assert!(safe_relative(dir.path(), Path::new("link"))
+                .unwrap_err()
+                .contains("outside"));
+        }
+    }
+
+    #[test]
+    fn line_of_finds_the_field() {
+        assert_eq!(line_of("a: 1\nsecrets:\n", "secrets:"), Some(2));
+    }
+}

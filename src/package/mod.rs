@@ -1,0 +1,14 @@
+//! Compose packages: a compose app folder turned into a Margo Compose Archive, published as
+//! OCI artifacts, and shown.
+//!
+//! - [`compose`]: the compose app folder, checked and pinned;
+//! - [`image`]: container images resolved to one platform and written as archives;
+//! - [`archive`]: reproducible tar and gzip streams;
+//! - [`prepare`]: `package prepare`; [`publish`]: `package publish`; [`show`]: `package show`.
+
+pub mod archive;
+pub mod compose;
+pub mod image;
+pub mod prepare;
+pub mod publish;
+pub mod show;
