@@ -18,7 +18,6 @@ use crate::desired::source::Source;
 use crate::error::{Error, Result};
 use crate::git::CommitInfo;
 use crate::oci::digest::Digest;
-use crate::oci::media;
 use crate::oci::reference::{Repo, Target};
 use crate::oci::store::{Connect, Store};
 
@@ -130,13 +129,7 @@ pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<Packa
             what: format!("package {target}"),
             hint: Some("publish it first with `margo-gitops package publish`".into()),
         })?;
-    let image = manifest.image()?;
-    let layer = image
-        .layers
-        .iter()
-        .find(|l| {
-            l.media_type == media::MARGO_COMPOSE_LAYER || l.media_type == media::POC_APP_LAYER
-        })
+    let layer = crate::oci::manifest::compose_layer(&manifest)?
         .ok_or_else(|| Error::invalid(format!("{target} holds no compose package layer")))?;
     let blob = |d: &str, size: i64, mt: &str| BlobRef {
         digest: d.to_string(),
@@ -145,7 +138,7 @@ pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<Packa
         url: blob_url(&target.repo, d, connect.plain_http),
     };
     let (registry, repository, oci) = coordinates(&target.repo);
-    let shown = crate::signing::signer::template_signature(&store, &manifest.digest).await?;
+    let shown = crate::signing::found::template_signature(&store, &manifest.digest).await?;
     let shown = shown.as_ref();
     Ok(PackageInfo {
         signer: shown.map(|f| f.signer()),
@@ -153,7 +146,7 @@ pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<Packa
             let media_type = if f.is_pgp() {
                 crate::signing::pgp::SIGNATURE_MEDIA_TYPE
             } else {
-                crate::signing::signer::BUNDLE_MEDIA_TYPE
+                crate::signing::sigstore::bundle::MEDIA_TYPE
             };
             blob(&f.bundle_digest, f.bundle_size as i64, media_type)
         }),
@@ -409,7 +402,7 @@ pub fn render(
             "commit": g.commit,
             "short_commit": g.short_commit,
             "branch": g.branch,
-            "commit_time": crate::package::publish::rfc3339(g.time.max(0) as u64),
+            "commit_time": crate::oci::media::rfc3339(g.time.max(0) as u64),
             "author": g.author,
             "subject": g.subject,
         })

@@ -24,9 +24,10 @@ use crate::desired::render::{blob_url, Rendered};
 use crate::error::{Error, Result};
 use crate::git::CommitInfo;
 use crate::oci::digest::Digest;
+use crate::oci::manifest::Manifest;
 use crate::oci::media;
 use crate::oci::reference::Repo;
-use crate::oci::store::{Connect, Manifest, Store};
+use crate::oci::store::{Connect, Store};
 use crate::package::archive::{GzipWriter, TarWriter};
 
 pub const ARTIFACT: &str = "application/vnd.margo.desired-state.v1";
@@ -188,7 +189,7 @@ pub(crate) fn build(req: &CommitRequest, tag: &str, previous: Option<&Digest>) -
     let mut ann = BTreeMap::new();
     ann.insert(
         media::ANN_CREATED.to_string(),
-        crate::package::publish::rfc3339(git.time.max(0) as u64),
+        crate::oci::media::rfc3339(git.time.max(0) as u64),
     );
     ann.insert(media::ANN_REVISION.to_string(), git.commit.clone());
     ann.insert(media::ANN_VERSION.to_string(), tag.to_string());
@@ -262,7 +263,7 @@ fn may_move(
         .with_hint("mirror the branch again, or move `desired` by hand once you have checked it")),
         _ => {
             // Not enough history to tell (a shallow clone): the newer commit time wins.
-            let ours = crate::package::publish::rfc3339(git.time.max(0) as u64);
+            let ours = crate::oci::media::rfc3339(git.time.max(0) as u64);
             if current.time.as_deref().is_some_and(|t| t > ours.as_str()) {
                 Ok(Err(format!("`desired` stays at {short}: its commit is newer than {} (history too shallow to compare; fetch it whole for exact answers)", git.short_commit)))
             } else {

@@ -265,7 +265,7 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
         (Some(_), Some(cur)) => Some(cur.digest.clone()),
         _ => None,
     };
-    let mut head: Option<crate::oci::store::Manifest> = None;
+    let mut head: Option<crate::oci::manifest::Manifest> = None;
     for p in &planned {
         let creq = CommitRequest {
             to: &req.to,

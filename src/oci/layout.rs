@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::oci::digest::{Digest, Verifier};
+use crate::oci::manifest::Manifest;
 use crate::oci::media;
-use crate::oci::store::Manifest;
 use crate::progress::Progress;
 
 const LAYOUT_FILE: &str = "oci-layout";

@@ -1,4 +1,5 @@
-//! Media types and annotation keys margo-gitops reads and writes, in one place.
+//! Media types and annotation keys margo-gitops reads and writes, in one place, and the
+//! RFC 3339 form times take in annotations (`org.opencontainers.image.created`).
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -43,4 +44,15 @@ pub const ANN_CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// True for the media types of a list of manifests (OCI index, Docker manifest list).
 pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
+}
+
+/// Seconds since the epoch as an RFC 3339 UTC time, the form annotations carry.
+pub fn rfc3339(epoch: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(epoch as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }

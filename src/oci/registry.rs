@@ -13,7 +13,7 @@ use std::path::Path;
 use futures_util::StreamExt as _;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::OciDescriptor;
+use oci_client::manifest::{ImageIndexEntry, OciDescriptor};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use tokio::io::AsyncReadExt as _;
@@ -21,8 +21,9 @@ use tokio::io::AsyncReadExt as _;
 use crate::error::{Error, Result};
 use crate::oci::credentials::{self, Credential, Origin};
 use crate::oci::digest::{Digest, Verifier};
+use crate::oci::manifest::Manifest;
 use crate::oci::media;
-use crate::oci::store::{Connect, Manifest};
+use crate::oci::store::Connect;
 use crate::progress::Progress;
 
 pub struct RegistryStore {
@@ -386,6 +387,19 @@ impl RegistryStore {
             .await
             .map_err(|e| self.error(e, &what))?;
         Ok(())
+    }
+
+    /// The referrers of `subject`: the referrers API, or (when the registry answers 404
+    /// there) the `sha256-<hex>` tag, as the distribution spec's fallback says.
+    pub async fn referrers(&self, subject: &Digest) -> Result<Vec<ImageIndexEntry>> {
+        let reference = self.reference(Some(subject.as_str()));
+        match self.client.pull_referrers(&reference, None).await {
+            Ok(index) => Ok(index.manifests),
+            Err(e) => match self.error(e, &format!("referrers of {subject}")) {
+                Error::NotFound { .. } => Ok(Vec::new()),
+                other => Err(other),
+            },
+        }
     }
 
     pub async fn tags(&self) -> Result<Vec<String>> {

@@ -8,83 +8,18 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_client::manifest::{OciDescriptor, OciImageIndex, OciImageManifest};
+use oci_client::manifest::OciDescriptor;
 
 use crate::error::{Error, Result};
 use crate::oci::credentials::Explicit;
 use crate::oci::digest::Digest;
+use crate::oci::manifest::Manifest;
 use crate::oci::media;
 use crate::oci::reference::Repo;
 use crate::progress::Progress;
 
 /// Largest manifest or config margo-gitops will hold in memory (the registry's own limit is 4 MiB).
 pub const MAX_SMALL_BLOB: u64 = 16 << 20;
-
-/// A manifest as bytes, with the digest of those exact bytes and its media type.
-#[derive(Clone, Debug)]
-pub struct Manifest {
-    pub bytes: Vec<u8>,
-    pub digest: Digest,
-    pub media_type: String,
-}
-
-impl Manifest {
-    /// Wraps bytes margo-gitops produced.
-    pub fn new(media_type: impl Into<String>, bytes: Vec<u8>) -> Self {
-        Manifest {
-            digest: Digest::of(&bytes),
-            bytes,
-            media_type: media_type.into(),
-        }
-    }
-
-    /// Wraps bytes read from somewhere, taking the media type from the JSON when not given.
-    pub fn from_bytes(bytes: Vec<u8>, media_type: Option<&str>) -> Result<Self> {
-        #[derive(serde::Deserialize)]
-        struct Probe {
-            #[serde(rename = "mediaType")]
-            media_type: Option<String>,
-            manifests: Option<serde_json::Value>,
-        }
-        let probe: Probe = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::invalid(format!("manifest is not JSON: {e}")))?;
-        let media_type = match (probe.media_type, media_type) {
-            (Some(m), _) => m,
-            (None, Some(m)) if !m.is_empty() => m.to_string(),
-            (None, _) if probe.manifests.is_some() => media::OCI_INDEX.to_string(),
-            (None, _) => media::OCI_MANIFEST.to_string(),
-        };
-        Ok(Manifest::new(media_type, bytes))
-    }
-
-    pub fn is_index(&self) -> bool {
-        media::is_index(&self.media_type)
-    }
-
-    pub fn image(&self) -> Result<OciImageManifest> {
-        serde_json::from_slice(&self.bytes).map_err(|e| {
-            Error::invalid(format!(
-                "manifest {} is not an image manifest: {e}",
-                self.digest
-            ))
-        })
-    }
-
-    pub fn index(&self) -> Result<OciImageIndex> {
-        serde_json::from_slice(&self.bytes)
-            .map_err(|e| Error::invalid(format!("manifest {} is not an index: {e}", self.digest)))
-    }
-
-    /// A descriptor pointing at this manifest.
-    pub fn descriptor(&self) -> OciDescriptor {
-        OciDescriptor {
-            media_type: self.media_type.clone(),
-            digest: self.digest.to_string(),
-            size: self.bytes.len() as i64,
-            ..Default::default()
-        }
-    }
-}
 
 /// How to reach registries: TLS, plain HTTP, credentials.
 #[derive(Clone, Debug, Default)]

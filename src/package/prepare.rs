@@ -41,7 +41,7 @@ pub struct PrepareOptions {
     pub cache_dir: Option<PathBuf>,
     pub connect: Connect,
     /// `--sign`: a Sigstore bundle over the archive, written beside it.
-    pub sign: crate::signing::signer::SignOptions,
+    pub sign: crate::signing::mode::SignOptions,
 }
 
 /// What `prepare` wrote, and what `publish` reads back.

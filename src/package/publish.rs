@@ -22,9 +22,10 @@ use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use crate::oci::digest::Digest;
 
 use crate::error::{Error, Result};
+use crate::oci::manifest::Manifest;
 use crate::oci::media;
 use crate::oci::reference::{valid_tag, Repo};
-use crate::oci::store::{Connect, Manifest, Store};
+use crate::oci::store::{Connect, Store};
 use crate::package::prepare::Descriptor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +42,7 @@ pub struct PublishOptions {
     pub format: Format,
     pub extra_tags: Vec<String>,
     pub connect: Connect,
-    pub sign: crate::signing::signer::SignOptions,
+    pub sign: crate::signing::mode::SignOptions,
     /// Move a version tag that already names other content (`--replace`); refused otherwise.
     pub replace: bool,
 }
@@ -86,16 +87,6 @@ enum BlobSource {
 /// OCI tags cannot hold `+`; SemVer build metadata becomes `_` as Helm does.
 pub fn tag_for_version(version: &str) -> String {
     version.replace('+', "_")
-}
-
-pub fn rfc3339(epoch: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(epoch as i64)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
 fn empty_config() -> OciDescriptor {
@@ -205,7 +196,10 @@ pub async fn publish(opts: &PublishOptions) -> Result<Published> {
 
     let mut common = BTreeMap::new();
     common.insert(media::ANN_VERSION.to_string(), version.clone());
-    common.insert(media::ANN_CREATED.to_string(), rfc3339(d.source_date_epoch));
+    common.insert(
+        media::ANN_CREATED.to_string(),
+        media::rfc3339(d.source_date_epoch),
+    );
     if let Some(git) = &d.git {
         common.insert(media::ANN_REVISION.to_string(), git.commit.clone());
         if let Some(s) = &git.source {

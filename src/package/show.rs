@@ -31,7 +31,7 @@ pub struct Shown {
     pub manifests: Vec<Layer>,
     pub tags: Vec<String>,
     pub referrers: Vec<Layer>,
-    pub signatures: Vec<crate::signing::signer::Found>,
+    pub signatures: Vec<crate::signing::found::Found>,
 }
 
 #[derive(Debug, Serialize)]
@@ -146,7 +146,7 @@ pub async fn show(reference: &str, connect: &Connect) -> Result<Shown> {
                 shown.referrers.push(l);
             }
         }
-        shown.signatures = crate::signing::signer::signatures(&store, &manifest.digest)
+        shown.signatures = crate::signing::found::signatures(&store, &manifest.digest)
             .await?
             .into_iter()
             .map(|(f, _)| f)

@@ -14,7 +14,7 @@ use clap::Parser as _;
 use margo_gitops::oci::credentials::{Explicit, Secret};
 use margo_gitops::oci::store::Connect;
 use margo_gitops::package::{image, prepare as package, publish, show};
-use margo_gitops::signing::signer as sign;
+use margo_gitops::signing::{mode, verify as sign_verify};
 
 use args::{Cli, Command, DesiredState, Hook, Package, RegistryArgs, TemplateArgs};
 use margo_gitops::desired::pipeline::{self, RenderRequest, Workspace};
@@ -106,14 +106,14 @@ async fn run_ci(a: args::CiArgs) -> anyhow::Result<()> {
 }
 
 /// `--sign` and its companions; the mode defaults to keyless inside GitHub Actions.
-fn sign_options(a: args::SigningArgs) -> margo_gitops::Result<sign::SignOptions> {
+fn sign_options(a: args::SigningArgs) -> margo_gitops::Result<mode::SignOptions> {
     let mode = match a.sign.as_deref() {
         Some(m) => m.parse()?,
         None => {
-            sign::SignMode::default_for(std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"))
+            mode::SignMode::default_for(std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"))
         }
     };
-    Ok(sign::SignOptions {
+    Ok(mode::SignOptions {
         mode,
         tokens: margo_gitops::signing::sigstore::client::TokenSource::from_env(a.identity_token),
         trust_config: a.trust_config,
@@ -121,13 +121,13 @@ fn sign_options(a: args::SigningArgs) -> margo_gitops::Result<sign::SignOptions>
 }
 
 /// What `package verify` requires of a signature: a key, or an identity and its issuer.
-fn verify_requirement(a: &args::VerifyArgs) -> margo_gitops::Result<sign::Requirement> {
+fn verify_requirement(a: &args::VerifyArgs) -> margo_gitops::Result<sign_verify::Requirement> {
     use margo_gitops::signing::sigstore::verify::{Match, Policy};
     if let Some(key) = &a.key {
-        return Ok(sign::Requirement::Key(key.clone()));
+        return Ok(sign_verify::Requirement::Key(key.clone()));
     }
     if let Some(key) = &a.pgp_key {
-        return Ok(sign::Requirement::Pgp(key.clone()));
+        return Ok(sign_verify::Requirement::Pgp(key.clone()));
     }
     let pick =
         |exact: &Option<String>, regex: &Option<String>| -> margo_gitops::Result<Option<Match>> {
@@ -145,7 +145,7 @@ fn verify_requirement(a: &args::VerifyArgs) -> margo_gitops::Result<sign::Requir
         &a.certificate_oidc_issuer_regexp,
     )?;
     match (identity, issuer) {
-        (Some(identity), Some(issuer)) => Ok(sign::Requirement::Identity {
+        (Some(identity), Some(issuer)) => Ok(sign_verify::Requirement::Identity {
             policy: Policy { identity, issuer },
             trust_config: a.trust_config.clone(),
         }),
@@ -264,7 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Package(Package::Sign(a)) => {
             let opts = sign_options(a.signing)?;
-            if opts.mode == margo_gitops::signing::signer::SignMode::None {
+            if opts.mode == margo_gitops::signing::mode::SignMode::None {
                 return Err(margo_gitops::Error::Usage(
                     "name how to sign: --sign keyless or --sign key:PATH".into(),
                 )
@@ -281,7 +281,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Package(Package::Verify(a)) => {
             let requirement = verify_requirement(&a)?;
-            let verified = margo_gitops::signing::signer::verify(
+            let verified = margo_gitops::signing::verify::verify(
                 &a.reference,
                 &requirement,
                 &connect(&a.registry)?,

@@ -426,7 +426,7 @@ pub fn signed(
     }
 }
 
-pub fn verified(v: &margo_gitops::signing::signer::Verified, json: bool) -> std::io::Result<()> {
+pub fn verified(v: &margo_gitops::signing::verify::Verified, json: bool) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, v)?;

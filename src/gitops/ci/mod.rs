@@ -27,7 +27,7 @@ use crate::oci::credentials::Secret;
 use crate::oci::reference::Target;
 use crate::oci::store::{Connect, Store};
 use crate::package::image::Platform;
-use crate::signing::signer::SignOptions;
+use crate::signing::mode::SignOptions;
 
 /// The hidden marker that finds our pull-request comment again.
 pub const COMMENT_MARKER: &str = "<!-- margo-gitops:desired-state-diff -->";

@@ -25,9 +25,10 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::oci::digest::{Digest, HashingWriter};
 use crate::oci::layout::{copy_verified, LayoutStore};
+use crate::oci::manifest::Manifest;
 use crate::oci::media;
 use crate::oci::reference::{Repo, Target};
-use crate::oci::store::{Connect, Manifest, Store};
+use crate::oci::store::{Connect, Store};
 use crate::package::archive::{tar_size, GzipWriter, TarWriter};
 use crate::progress::Progress;
 

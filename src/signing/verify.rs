@@ -1,0 +1,167 @@
+//! `package verify`: does the package a reference names carry a valid signature that
+//! meets a requirement (a key, an OpenPGP key, or a keyless identity and its issuer)?
+//! Verification reads what the store serves now and checks the signature over exactly
+//! those bytes.
+
+use std::path::PathBuf;
+
+use p256::ecdsa::VerifyingKey;
+use serde::Serialize;
+use sha2::Digest as _;
+
+use crate::error::{Error, Result};
+use crate::oci::digest::Digest;
+use crate::oci::manifest::{self, Manifest};
+use crate::oci::store::{Connect, Store};
+use crate::signing::found::{fetch_signature, signature_entries, Found};
+use crate::signing::keys::{load_public_key, verify_key_bundle};
+use crate::signing::signer::open_subject;
+use crate::signing::sigstore::bundle::Bundle;
+use crate::signing::sigstore::trust::{Trust, TrustedRoot};
+use crate::signing::sigstore::verify::Policy;
+
+/// What a signature must satisfy.
+pub enum Requirement {
+    /// Signed by this key (`--key`).
+    Key(PathBuf),
+    /// Signed keylessly by this identity, checked against this trusted root.
+    Identity {
+        policy: Policy,
+        trust_config: Option<PathBuf>,
+    },
+    /// An OpenPGP signature of the archive by this key (`--pgp-key`).
+    Pgp(PathBuf),
+}
+
+enum Check {
+    Key(VerifyingKey),
+    Identity { policy: Policy, root: TrustedRoot },
+    Pgp(Box<::pgp::composed::SignedPublicKey>),
+}
+
+impl Check {
+    fn new(req: &Requirement) -> Result<Check> {
+        Ok(match req {
+            Requirement::Key(path) => Check::Key(load_public_key(path)?),
+            Requirement::Pgp(path) => {
+                Check::Pgp(Box::new(crate::signing::pgp::load_public_key(path)?))
+            }
+            Requirement::Identity {
+                policy,
+                trust_config,
+            } => {
+                let path = trust_config.as_deref().ok_or_else(|| {
+                    Error::Usage(
+                        "verifying a keyless signature needs the trusted root: pass --trust-config \
+                         FILE (a Sigstore client trust config or trusted_root.json; Sigstore's \
+                         public-good root is not built in)"
+                            .into(),
+                    )
+                })?;
+                let root = Trust::load(path)?
+                    .root
+                    .expect("a loaded trust config has a root");
+                Check::Identity {
+                    policy: policy.clone(),
+                    root,
+                }
+            }
+        })
+    }
+
+    /// Checks one signature of `subject`; the archive is fetched (once) for OpenPGP.
+    async fn run(
+        &self,
+        found: &Found,
+        content: &[u8],
+        subject: &Manifest,
+        store: &Store,
+        archive: &mut Option<tempfile::NamedTempFile>,
+    ) -> Result<std::result::Result<(), String>> {
+        Ok(match self {
+            Check::Key(_) | Check::Identity { .. } if found.is_pgp() => {
+                Err("an OpenPGP signature (verify it with --pgp-key)".into())
+            }
+            Check::Pgp(_) if !found.is_pgp() => {
+                Err("a Sigstore bundle, not an OpenPGP signature".into())
+            }
+            Check::Key(key) => verify_key_bundle(content, &subject.bytes, key),
+            Check::Identity { policy, root } => Bundle::parse(content).and_then(|b| {
+                let digest: [u8; 32] = sha2::Sha256::digest(&subject.bytes).into();
+                crate::signing::sigstore::verify::verify(&b, &digest, root, policy).map(|_| ())
+            }),
+            Check::Pgp(key) => {
+                if archive.is_none() {
+                    let tmp = tempfile::NamedTempFile::new()
+                        .map_err(Error::io("create", std::env::temp_dir()))?;
+                    store
+                        .fetch_blob_to_file(
+                            &manifest::compose_layer(subject)?.ok_or_else(|| {
+                                Error::invalid(format!(
+                                    "{} holds no compose package layer to sign",
+                                    subject.digest
+                                ))
+                            })?,
+                            tmp.path(),
+                        )
+                        .await?;
+                    *archive = Some(tmp);
+                }
+                let path = archive.as_ref().expect("fetched").path();
+                let file = std::fs::File::open(path).map_err(Error::io("read", path))?;
+                let text = String::from_utf8_lossy(content);
+                crate::signing::pgp::verify(&text, key, std::io::BufReader::new(file))
+            }
+        })
+    }
+}
+
+/// The outcome of `package verify`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verified {
+    pub reference: String,
+    pub digest: Digest,
+    pub signature: Found,
+}
+
+/// Verifies that the manifest `reference` serves now carries a valid signature meeting
+/// `req`; `Err` with each signature's reason when none does.
+pub async fn verify(reference: &str, req: &Requirement, connect: &Connect) -> Result<Verified> {
+    let check = Check::new(req)?;
+    let (store, target, subject) = open_subject(reference, connect, false).await?;
+    let entries = signature_entries(&store, &subject.digest).await?;
+    // Newest first (signatures are appended), each read only when the ones after it fail.
+    let mut reasons = Vec::new();
+    let mut archive = None;
+    for (referrer, _) in entries.iter().rev() {
+        let Some((f, content)) = fetch_signature(&store, referrer).await? else {
+            continue;
+        };
+        match check
+            .run(&f, &content, &subject, &store, &mut archive)
+            .await?
+        {
+            Ok(()) => {
+                return Ok(Verified {
+                    reference: target.to_string(),
+                    digest: subject.digest,
+                    signature: f,
+                })
+            }
+            Err(why) => reasons.push(format!(
+                "{}: {why}",
+                &f.referrer[..19.min(f.referrer.len())]
+            )),
+        }
+    }
+    if reasons.is_empty() {
+        return Err(Error::invalid(format!(
+            "{target} ({}) is not signed",
+            subject.digest
+        )));
+    }
+    Err(Error::invalid(format!(
+        "{target} has no valid signature: {}",
+        reasons.join("; ")
+    )))
+}
