@@ -36,6 +36,18 @@ pub fn discover(path: &Path) -> Option<GitInfo> {
     })
 }
 
+/// The time every archive entry carries: `SOURCE_DATE_EPOCH`, else the commit's, else 0.
+pub fn source_date_epoch(git: Option<&GitInfo>) -> crate::Result<u64> {
+    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+        return v.trim().parse().map_err(|_| {
+            crate::Error::Usage(format!(
+                "SOURCE_DATE_EPOCH `{v}` is not a whole number of seconds"
+            ))
+        });
+    }
+    Ok(git.map(|g| g.commit_time.max(0) as u64).unwrap_or(0))
+}
+
 /// Inside GitHub Actions the repository's address is known exactly.
 fn github_source() -> Option<String> {
     let server = std::env::var("GITHUB_SERVER_URL").ok()?;

@@ -110,7 +110,7 @@ pub fn package_ref(source: &Source, config: &Config, flag: Option<&str>) -> Resu
     let version = app_metadata(source, config, "version")?;
     Ok(format!(
         "{repo}:{}",
-        crate::package::publish::tag_for_version(&version)
+        crate::package::descriptor::tag_for_version(&version)
     ))
 }
 

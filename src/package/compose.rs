@@ -255,6 +255,11 @@ impl ComposeApp {
         })
     }
 
+    /// The line of the compose file where `needle` first appears.
+    pub fn line_of(&self, needle: &str) -> Option<usize> {
+        line_of(&self.text, needle)
+    }
+
     /// The compose file with each service's image replaced by `pins[service]` and `build`
     /// removed (a device does not build). Everything else is kept as written.
     pub fn pinned(&self, pins: &BTreeMap<String, String>) -> Result<String> {

@@ -4,10 +4,12 @@
 //! - [`compose`]: the compose app folder, checked and pinned;
 //! - [`image`]: container images resolved to one platform and written as archives;
 //! - [`archive`]: reproducible tar and gzip streams;
+//! - [`descriptor`]: what `prepare` writes beside the archive and `publish` reads;
 //! - [`prepare`]: `package prepare`; [`publish`]: `package publish`; [`show`]: `package show`.
 
 pub mod archive;
 pub mod compose;
+pub mod descriptor;
 pub mod image;
 pub mod prepare;
 pub mod publish;

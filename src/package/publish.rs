@@ -26,7 +26,7 @@ use crate::oci::manifest::Manifest;
 use crate::oci::media;
 use crate::oci::reference::{valid_tag, Repo};
 use crate::oci::store::{Connect, Store};
-use crate::package::prepare::Descriptor;
+use crate::package::descriptor::{tag_for_version, Descriptor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -82,11 +82,6 @@ struct Plan {
 enum BlobSource {
     File(PathBuf),
     Bytes(Vec<u8>),
-}
-
-/// OCI tags cannot hold `+`; SemVer build metadata becomes `_` as Helm does.
-pub fn tag_for_version(version: &str) -> String {
-    version.replace('+', "_")
 }
 
 fn empty_config() -> OciDescriptor {
