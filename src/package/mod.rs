@@ -5,12 +5,15 @@
 //! - [`image`]: container images resolved to one platform and written as archives;
 //! - [`archive`]: reproducible tar and gzip streams;
 //! - [`descriptor`]: what `prepare` writes beside the archive and `publish` reads;
-//! - [`prepare`]: `package prepare`; [`publish`]: `package publish`; [`show`]: `package show`.
+//! - [`prepare`]: `package prepare`;
+//! - [`plan`]: what publishing writes, in order, from the descriptor alone;
+//! - [`publish`]: `package publish`, the plan executed; [`show`]: `package show`.
 
 pub mod archive;
 pub mod compose;
 pub mod descriptor;
 pub mod image;
+pub mod plan;
 pub mod prepare;
 pub mod publish;
 pub mod show;

@@ -228,9 +228,7 @@ async fn resolve_images(
             Some(path) => from_local(opts, service, path, cache, project).await?,
             None => from_image_reference(opts, compose, service, cache).await?,
         };
-        images
-            .pins
-            .insert(service.name.clone(), resolved.pinned());
+        images.pins.insert(service.name.clone(), resolved.pinned());
         images
             .by_digest
             .entry(resolved.manifest.digest.clone())

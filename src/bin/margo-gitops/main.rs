@@ -243,8 +243,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 input: a.input,
                 version: a.version,
                 format: match a.format {
-                    args::FormatArg::Margo => publish::Format::Margo,
-                    args::FormatArg::Poc => publish::Format::Poc,
+                    args::FormatArg::Margo => margo_gitops::package::plan::Format::Margo,
+                    args::FormatArg::Poc => margo_gitops::package::plan::Format::Poc,
                 },
                 extra_tags: a.tags,
                 connect,

@@ -408,7 +408,7 @@ async fn publish_package(
         to: Target::parse_repository(package_repo)?,
         app_to: None,
         version: None,
-        format: crate::package::publish::Format::Margo,
+        format: crate::package::plan::Format::Margo,
         extra_tags: Vec::new(),
         connect: connect.clone(),
         sign: opts.sign.clone(),
