@@ -6,6 +6,7 @@
 //! - [`versions`]: versions and `desired` in a registry;
 //! - [`diff`]: semantic diffs; [`pipeline`]: the commands' render → validate → publish.
 
+pub mod commit;
 pub mod config;
 pub mod diff;
 pub mod pipeline;

@@ -6,11 +6,12 @@
 
 use std::path::PathBuf;
 
+use crate::desired::commit::{CommitRequest, Committed};
 use crate::desired::config::Config;
 use crate::desired::diff::Side;
 use crate::desired::render::{self, PackageInfo, RenderOptions, Rendered};
 use crate::desired::source::Source;
-use crate::desired::versions::{self, CommitRequest, Committed};
+use crate::desired::versions::{self, VersionInput};
 use crate::error::{Error, Result};
 use crate::git::{CommitInfo, GitRepo};
 use crate::margo::validate::{self, Report};
@@ -216,13 +217,16 @@ pub async fn commit(
     let mut connect = req.connect.clone();
     connect.plain_http |= state.config.plain_http;
     let ancestry = |a: &str, b: &str| repo.is_ancestor(a, b);
-    let committed = versions::commit(CommitRequest {
-        to: &to,
+    let committed = crate::desired::commit::commit(CommitRequest {
+        version: VersionInput {
+            to: &to,
+            plain_http: connect.plain_http,
+            docs: &state.docs,
+            git: &git,
+            source: source.as_deref(),
+            manifest_version,
+        },
         connect: &connect,
-        docs: &state.docs,
-        git: &git,
-        source: source.as_deref(),
-        manifest_version,
         ancestry: &ancestry,
     })
     .await?;

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::desired::config::{Config, FILE_NAME};
 use crate::desired::render::{self, PackageInfo, RenderOptions, Rendered};
 use crate::desired::source::Source;
-use crate::desired::versions::{self, CommitRequest, DESIRED_TAG};
+use crate::desired::versions::{self, VersionInput, DESIRED_TAG};
 use crate::error::{Error, Result};
 use crate::git::GitRepo;
 use crate::oci::digest::Digest;
@@ -260,23 +260,21 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
     result.skipped = missing;
 
     // Publish in order, each version chained to the one before it.
-    let ancestry = |a: &str, b: &str| repo.is_ancestor(a, b);
     let mut previous: Option<Digest> = match (&req.since, &current) {
         (Some(_), Some(cur)) => Some(cur.digest.clone()),
         _ => None,
     };
     let mut head: Option<crate::oci::manifest::Manifest> = None;
     for p in &planned {
-        let creq = CommitRequest {
+        let input = VersionInput {
             to: &req.to,
-            connect: &connect,
+            plain_http: connect.plain_http,
             docs: &p.docs,
             git: &p.git,
             source: req.source_url.as_deref(),
             manifest_version: p.manifest_version,
-            ancestry: &ancestry,
         };
-        let built = versions::build(&creq, &p.tag, previous.as_ref())?;
+        let built = versions::build(&input, &p.tag, previous.as_ref())?;
         let found = if tags.contains(&p.tag) {
             store.resolve(&p.tag).await?
         } else {

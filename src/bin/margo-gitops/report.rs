@@ -209,10 +209,7 @@ pub fn validated(reports: &[Report], json: bool) -> std::io::Result<usize> {
     Ok(errors)
 }
 
-pub fn committed(
-    c: &margo_gitops::desired::versions::Committed,
-    json: bool,
-) -> std::io::Result<()> {
+pub fn committed(c: &margo_gitops::desired::commit::Committed, json: bool) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, c)?;
