@@ -23,8 +23,9 @@ use crate::desired::render::{self, PackageInfo, RenderOptions, Rendered};
 use crate::desired::source::Source;
 use crate::desired::versions::{self, VersionInput, DESIRED_TAG};
 use crate::error::{Error, Result};
-use crate::git::GitRepo;
+use crate::git::{CommitInfo, GitRepo};
 use crate::oci::digest::Digest;
+use crate::oci::manifest::Manifest;
 use crate::oci::reference::Repo;
 use crate::oci::store::{Connect, Store};
 
@@ -114,49 +115,7 @@ struct Planned {
 
 pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
     let tip = repo.resolve(req.branch.as_deref().unwrap_or("HEAD"))?;
-    let mut chain = repo.first_parents(&tip)?; // newest first
-    let total = chain.len() as u64;
-    let positions: HashMap<String, u64> = chain
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), total - i as u64))
-        .collect();
-    if let Some(since) = &req.since {
-        let since = repo.resolve(since)?;
-        let cut = chain.iter().position(|c| *c == since).ok_or_else(|| {
-            Error::Usage(format!(
-                "--since {since} is not on the first-parent history of the branch"
-            ))
-        })?;
-        chain.truncate(cut + 1); // keep `since` to compare its successor with
-    }
-    chain.reverse(); // oldest first
-
-    // Which commits changed the inputs: git alone, no registry, no rendering.
-    let mut changed = Vec::new();
-    let mut before: Option<BTreeMap<String, String>> = None;
-    for (i, c) in chain.iter().enumerate() {
-        let ids = inputs(repo, c).map_err(|e| in_commit(repo, c, e))?;
-        let differs = before.as_ref() != Some(&ids);
-        let is_since_itself = req.since.is_some() && i == 0;
-        if differs && !ids.is_empty() && !is_since_itself {
-            changed.push(c.clone());
-        }
-        before = Some(ids);
-    }
-    // (commit, its version tag, what git says of it), oldest first.
-    let mut tags_of: Vec<(String, String, crate::git::CommitInfo)> = Vec::new();
-    let mut used = BTreeSet::new();
-    for c in &changed {
-        let info = repo.commit(c)?;
-        let mut tag = versions::version_tag(info.time);
-        if !used.insert(tag.clone()) {
-            tag = format!("{tag}-{}", info.short_commit);
-            used.insert(tag.clone());
-        }
-        tags_of.push((c.clone(), tag, info));
-    }
-
+    let history = History::read(repo, &tip, req.since.as_deref())?;
     let mut connect = req.connect.clone();
     let tip_config = Config::load(&Source::Commit {
         repo,
@@ -173,7 +132,6 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
         repository: req.to.to_string(),
         ..Default::default()
     };
-
     if let Some(rev) = current.as_ref().and_then(|c| c.revision.clone()) {
         if repo.is_ancestor(&rev, &tip) != Some(true) && !req.allow_rewrite {
             return Err(Error::invalid(format!(
@@ -184,65 +142,19 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
             .with_hint("check the force push; --allow-rewrite mirrors the new history and moves `desired` to it"));
         }
     }
-    let last = tags_of.last().map(|(c, _, _)| c.clone());
-    if let (Some(last_commit), Some(cur)) = (&last, &current) {
-        if tags_of.iter().all(|(_, t, _)| tags.contains(t))
-            && cur.revision.as_deref() == Some(last_commit.as_str())
+    let changes = &history.changes;
+    if let (Some(last), Some(cur)) = (changes.last(), &current) {
+        if changes.iter().all(|c| tags.contains(&c.tag))
+            && cur.revision.as_deref() == Some(last.git.commit.as_str())
         {
             result.up_to_date = true;
-            result.present = tags_of.len();
-            result.desired = tags_of.last().map(|(_, t, _)| t.clone());
+            result.present = changes.len();
+            result.desired = Some(last.tag.clone());
             return Ok(result);
         }
     }
-
     // Render every version first: a missing package stops the run before anything is pushed.
-    let mut packages: HashMap<String, Option<PackageInfo>> = HashMap::new();
-    let mut planned = Vec::new();
-    let mut missing = Vec::new();
-    for (c, tag, git) in &tags_of {
-        let source = Source::Commit {
-            repo,
-            commit: c.clone(),
-        };
-        let git = git.clone();
-        let config = Config::load(&source).map_err(|e| in_commit(repo, c, e))?;
-        let reference = match &req.package_repository {
-            Some(r) => {
-                let mut cfg = config.clone();
-                cfg.package_repository = Some(r.clone());
-                crate::desired::pipeline::package_ref(&source, &cfg, None)
-            }
-            None => crate::desired::pipeline::package_ref(&source, &config, None),
-        }
-        .map_err(|e| in_commit(repo, c, e))?;
-        if !packages.contains_key(&reference) {
-            let found = match render::resolve_package(&reference, &connect).await {
-                Ok(p) => Some(p),
-                Err(Error::NotFound { .. }) => None,
-                Err(e) => return Err(e),
-            };
-            packages.insert(reference.clone(), found);
-        }
-        let Some(package) = packages[&reference].clone() else {
-            missing.push(Skipped {
-                commit: git.short_commit.clone(),
-                subject: git.subject.clone(),
-                reason: format!("package {reference} not found"),
-            });
-            continue;
-        };
-        let docs = render::render(&source, &config, &req.options, &package, Some(&git))
-            .map_err(|e| in_commit(repo, c, e))?;
-        crate::desired::pipeline::require_valid(&docs).map_err(|e| in_commit(repo, c, e))?;
-        planned.push(Planned {
-            commit: c.clone(),
-            tag: tag.clone(),
-            docs,
-            manifest_version: positions.get(c).copied().unwrap_or(0),
-            git,
-        });
-    }
+    let (planned, missing) = render_all(repo, req, &history, &connect).await?;
     if !missing.is_empty() && !req.skip_missing {
         let list: Vec<String> = missing
             .iter()
@@ -258,14 +170,157 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
         });
     }
     result.skipped = missing;
-
-    // Publish in order, each version chained to the one before it.
-    let mut previous: Option<Digest> = match (&req.since, &current) {
+    let previous = match (&req.since, &current) {
         (Some(_), Some(cur)) => Some(cur.digest.clone()),
         _ => None,
     };
-    let mut head: Option<crate::oci::manifest::Manifest> = None;
-    for p in &planned {
+    let head = publish_chain(
+        &store,
+        req,
+        &connect,
+        &planned,
+        &tags,
+        previous,
+        &mut result,
+    )
+    .await?;
+    if let (Some(m), Some(p)) = (head, planned.last()) {
+        result.desired = Some(p.tag.clone());
+        if current.as_ref().map(|c| &c.digest) != Some(&m.digest) {
+            store.set_tag(&m, DESIRED_TAG).await?;
+            result.desired_moved = true;
+        }
+    }
+    Ok(result)
+}
+
+/// A commit whose desired-state inputs changed, with its version tag.
+struct Change {
+    tag: String,
+    git: CommitInfo,
+    /// Its place on the first-parent chain, from 1: the version's `manifestVersion`.
+    position: u64,
+}
+
+/// What git alone says: which commits of the branch change the inputs (no registry, no
+/// rendering), oldest first.
+struct History {
+    changes: Vec<Change>,
+}
+
+impl History {
+    fn read(repo: &GitRepo, tip: &str, since: Option<&str>) -> Result<History> {
+        let mut chain = repo.first_parents(tip)?; // newest first
+        let total = chain.len() as u64;
+        let positions: HashMap<String, u64> = chain
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), total - i as u64))
+            .collect();
+        if let Some(since) = since {
+            let since = repo.resolve(since)?;
+            let cut = chain.iter().position(|c| *c == since).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--since {since} is not on the first-parent history of the branch"
+                ))
+            })?;
+            chain.truncate(cut + 1); // keep `since` to compare its successor with
+        }
+        chain.reverse(); // oldest first
+        let mut changes = Vec::new();
+        let mut used = BTreeSet::new();
+        let mut before: Option<BTreeMap<String, String>> = None;
+        for (i, c) in chain.iter().enumerate() {
+            let ids = inputs(repo, c).map_err(|e| in_commit(repo, c, e))?;
+            let differs = before.as_ref() != Some(&ids);
+            let is_since_itself = since.is_some() && i == 0;
+            let nothing_to_render = ids.is_empty(); // no config at this commit
+            before = Some(ids);
+            if !differs || nothing_to_render || is_since_itself {
+                continue;
+            }
+            let git = repo.commit(c)?;
+            let mut tag = versions::version_tag(git.time);
+            if !used.insert(tag.clone()) {
+                tag = format!("{tag}-{}", git.short_commit);
+                used.insert(tag.clone());
+            }
+            changes.push(Change {
+                tag,
+                git,
+                position: positions.get(c).copied().unwrap_or(0),
+            });
+        }
+        Ok(History { changes })
+    }
+}
+
+/// Renders and validates every changed commit with its package; the commits whose package
+/// is not published are returned apart.
+async fn render_all(
+    repo: &GitRepo,
+    req: &MirrorRequest,
+    history: &History,
+    connect: &Connect,
+) -> Result<(Vec<Planned>, Vec<Skipped>)> {
+    let mut packages: HashMap<String, Option<PackageInfo>> = HashMap::new();
+    let mut planned = Vec::new();
+    let mut missing = Vec::new();
+    for change in &history.changes {
+        let c = &change.git.commit;
+        let source = Source::Commit {
+            repo,
+            commit: c.clone(),
+        };
+        let mut config = Config::load(&source).map_err(|e| in_commit(repo, c, e))?;
+        if let Some(r) = &req.package_repository {
+            config.package_repository = Some(r.clone());
+        }
+        let reference = crate::desired::pipeline::package_ref(&source, &config, None)
+            .map_err(|e| in_commit(repo, c, e))?;
+        if !packages.contains_key(&reference) {
+            let found = match render::resolve_package(&reference, connect).await {
+                Ok(p) => Some(p),
+                Err(Error::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            packages.insert(reference.clone(), found);
+        }
+        let Some(package) = &packages[&reference] else {
+            missing.push(Skipped {
+                commit: change.git.short_commit.clone(),
+                subject: change.git.subject.clone(),
+                reason: format!("package {reference} not found"),
+            });
+            continue;
+        };
+        let docs = render::render(&source, &config, &req.options, package, Some(&change.git))
+            .map_err(|e| in_commit(repo, c, e))?;
+        crate::desired::pipeline::require_valid(&docs).map_err(|e| in_commit(repo, c, e))?;
+        planned.push(Planned {
+            commit: c.clone(),
+            tag: change.tag.clone(),
+            docs,
+            manifest_version: change.position,
+            git: change.git.clone(),
+        });
+    }
+    Ok((planned, missing))
+}
+
+/// Publishes the planned versions in order, each chained to the one before it; returns
+/// the last one's manifest.
+async fn publish_chain(
+    store: &Store,
+    req: &MirrorRequest,
+    connect: &Connect,
+    planned: &[Planned],
+    tags: &BTreeSet<String>,
+    mut previous: Option<Digest>,
+    result: &mut Mirrored,
+) -> Result<Option<Manifest>> {
+    let mut head = None;
+    for p in planned {
         let input = VersionInput {
             to: &req.to,
             plain_http: connect.plain_http,
@@ -286,28 +341,8 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
                 built.manifest
             }
             Some(d) => {
-                let m = store
-                    .manifest(d.as_str())
-                    .await?
-                    .ok_or_else(|| Error::NotFound {
-                        what: format!("version {}", p.tag),
-                        hint: None,
-                    })?;
-                let e = versions::existing(&m)?;
-                let ours: Vec<String> = p
-                    .docs
-                    .iter()
-                    .map(|d| Digest::of(d.text.as_bytes()).to_string())
-                    .collect();
-                if e.docs != ours || e.revision.as_deref() != Some(p.commit.as_str()) {
-                    return Err(Error::invalid(format!(
-                        "version {} holds another desired state than commit {} renders; versions are immutable",
-                        p.tag, p.git.short_commit
-                    ))
-                    .with_hint("delete the version if it is wrong, then mirror again"));
-                }
                 result.present += 1;
-                m
+                existing_version(store, p, &d).await?
             }
             None => {
                 for b in &built.blobs {
@@ -322,14 +357,33 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
         previous = Some(manifest.digest.clone());
         head = Some(manifest);
     }
-    if let (Some(m), Some(p)) = (head, planned.last()) {
-        result.desired = Some(p.tag.clone());
-        if current.as_ref().map(|c| &c.digest) != Some(&m.digest) {
-            store.set_tag(&m, DESIRED_TAG).await?;
-            result.desired_moved = true;
-        }
+    Ok(head)
+}
+
+/// A version already published under the planned tag with another digest (it chains to
+/// another previous version): kept when it holds what the commit renders, else an error.
+async fn existing_version(store: &Store, p: &Planned, digest: &Digest) -> Result<Manifest> {
+    let m = store
+        .manifest(digest.as_str())
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: format!("version {}", p.tag),
+            hint: None,
+        })?;
+    let e = versions::existing(&m)?;
+    let ours: Vec<String> = p
+        .docs
+        .iter()
+        .map(|d| Digest::of(d.text.as_bytes()).to_string())
+        .collect();
+    if e.docs != ours || e.revision.as_deref() != Some(p.commit.as_str()) {
+        return Err(Error::invalid(format!(
+            "version {} holds another desired state than commit {} renders; versions are immutable",
+            p.tag, p.git.short_commit
+        ))
+        .with_hint("delete the version if it is wrong, then mirror again"));
     }
-    Ok(result)
+    Ok(m)
 }
 
 /// Puts the commit in front of an error about rendering it.
@@ -339,72 +393,4 @@ fn in_commit(repo: &GitRepo, commit: &str, e: Error) -> Error {
         .map(|c| format!("commit {} ({})", c.short_commit, c.subject))
         .unwrap_or_else(|_| format!("commit {commit}"));
     e.in_context(&label)
-}
-
-/// `desired-state log`: the OCI history as `git log --oneline` shows it, and its checks.
-#[derive(Clone, Debug, Serialize)]
-pub struct LogEntry {
-    #[serde(flatten)]
-    pub version: versions::Version,
-    /// Problems `--verify` found with this version.
-    pub problems: Vec<String>,
-}
-
-pub async fn log(
-    repo: Option<&GitRepo>,
-    to: &Repo,
-    connect: &Connect,
-    verify: bool,
-    branch: Option<&str>,
-) -> Result<Vec<LogEntry>> {
-    let store = Store::open(to, connect).await?;
-    let desired = store.manifest(DESIRED_TAG).await?;
-    let versions = versions::versions(&store, desired.as_ref().map(|m| &m.digest)).await?;
-    let digests: BTreeSet<String> = versions.iter().map(|v| v.digest.to_string()).collect();
-    let tip = match (verify, repo) {
-        (true, Some(r)) => Some(r.resolve(branch.unwrap_or("HEAD"))?),
-        (true, None) => {
-            return Err(Error::Usage(
-                "--verify needs the git repository the versions come from".into(),
-            ))
-        }
-        _ => None,
-    };
-    let mut out = Vec::new();
-    for (i, v) in versions.iter().enumerate() {
-        let mut problems = Vec::new();
-        if verify {
-            // Versions are newest first: the one after this is the one before it in time.
-            match (&v.previous, versions.get(i + 1)) {
-                (Some(p), _) if !digests.contains(p) => problems.push(format!(
-                    "previous version {} is not in the repository",
-                    &p[..19.min(p.len())]
-                )),
-                (Some(p), Some(older)) if *p != older.digest.to_string() => problems.push(format!(
-                    "previous is {}, but the version before is {} ({})",
-                    &p[..19.min(p.len())],
-                    older.tag,
-                    &older.digest.as_str()[..19]
-                )),
-                (None, Some(older)) => problems.push(format!(
-                    "no previous version recorded, but {} precedes it",
-                    older.tag
-                )),
-                _ => {}
-            }
-            if let (Some(r), Some(tip), Some(rev)) = (repo, &tip, &v.revision) {
-                if r.is_ancestor(rev, tip) != Some(true) {
-                    problems.push(format!(
-                        "commit {} is not in the branch's history",
-                        &rev[..rev.len().min(7)]
-                    ));
-                }
-            }
-        }
-        out.push(LogEntry {
-            version: v.clone(),
-            problems,
-        });
-    }
-    Ok(out)
 }

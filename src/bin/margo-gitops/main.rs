@@ -323,7 +323,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DesiredState(DesiredState::Log(a)) => {
             let ws = Workspace::discover()?;
             let repo = ws.desired_repository(a.repository.as_deref())?;
-            let entries = margo_gitops::gitops::mirror::log(
+            let entries = margo_gitops::gitops::log::log(
                 ws.repo.as_ref(),
                 &repo,
                 &ws.connect(&connect(&a.registry)?)?,

@@ -383,7 +383,7 @@ pub fn mirrored(m: &margo_gitops::gitops::mirror::Mirrored, json: bool) -> std::
 
 /// Prints the log; returns how many versions have problems.
 pub fn logged(
-    entries: &[margo_gitops::gitops::mirror::LogEntry],
+    entries: &[margo_gitops::gitops::log::LogEntry],
     json: bool,
 ) -> std::io::Result<usize> {
     let mut out = std::io::stdout().lock();
