@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use crate::desired::commit::{CommitRequest, Committed};
 use crate::desired::config::Config;
 use crate::desired::diff::Side;
-use crate::desired::render::{self, PackageInfo, RenderOptions, Rendered};
+use crate::desired::package;
+use crate::desired::package::PackageInfo;
+use crate::desired::render::{self, RenderOptions, Rendered};
 use crate::desired::source::Source;
 use crate::desired::versions::{self, VersionInput};
 use crate::error::{Error, Result};
@@ -151,7 +153,7 @@ pub async fn render_state(ws: &Workspace, req: &RenderRequest) -> Result<Rendere
         options.values = options.values.iter().map(|v| cwd.join(v)).collect();
     }
     let reference = package_ref(&source, &config, req.package.as_deref())?;
-    let package = render::resolve_package(&reference, &connect).await?;
+    let package = package::resolve_package(&reference, &connect).await?;
     let git = match (&ws.repo, &source) {
         (_, Source::Commit { repo, commit }) => Some(repo.commit(commit)?),
         (Some(repo), Source::WorkTree(_)) => repo.commit("HEAD").ok(),

@@ -1,65 +1,22 @@
-//! Rendering the desired state: minijinja templates over the package, git and values.
-//!
-//! [`Templates`] wraps the engine: strict undefined values, the `yaml` and `env_name`
-//! filters, and engine errors turned into [`Error::Invalid`] with the template's file,
-//! line and offending expression. [`render`] builds the context for each deployment of
-//! the config (or the one the command line describes) from a [`Source`], so a commit's
-//! own templates and values are used when rendering that commit. Validation and
-//! publishing are elsewhere.
+//! Rendering the desired state: one ApplicationDeployment per deployment of the config (or
+//! the one the command line describes), from a [`Source`], so a commit's own templates and
+//! values are used when rendering that commit, with the package, git and values in the
+//! context. The engine is [`crate::desired::templates`]; validation and publishing are
+//! elsewhere.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::Value;
 use serde::Serialize;
 
 use crate::desired::config::{Config, Deployment};
+use crate::desired::package::PackageInfo;
 use crate::desired::source::Source;
+use crate::desired::templates::{Templates, BUILTIN};
 use crate::error::{Error, Result};
 use crate::git::CommitInfo;
 use crate::oci::digest::Digest;
-use crate::oci::reference::{Repo, Target};
-use crate::oci::store::{Connect, Store};
-
-/// Shipped templates, by the name `--template` accepts.
-pub const BUILTIN: [(&str, &str, &str); 2] = [
-    (
-        "margo",
-        "templates/margo-compose.yaml.j2",
-        include_str!("../../templates/margo-compose.yaml.j2"),
-    ),
-    (
-        "poc",
-        "templates/poc-compose.yaml.j2",
-        include_str!("../../templates/poc-compose.yaml.j2"),
-    ),
-];
-
-/// A blob of the package, with the URL a device fetches it from.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct BlobRef {
-    pub digest: String,
-    pub size: u64,
-    pub media_type: String,
-    pub url: String,
-}
-
-/// What the templates know about the package a deployment runs.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct PackageInfo {
-    pub registry: String,
-    pub repository: String,
-    pub tag: String,
-    pub digest: String,
-    /// `registry/repository:tag`.
-    pub reference: String,
-    /// `oci://registry/repository`, as the current Margo model's `repository` wants it.
-    pub oci: String,
-    pub archive: BlobRef,
-    pub signature: Option<BlobRef>,
-    pub key: Option<BlobRef>,
-    pub signer: Option<String>,
-}
 
 /// One rendered ApplicationDeployment.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -69,216 +26,6 @@ pub struct Rendered {
     pub text: String,
     /// Where the template came from, for messages.
     pub template: String,
-}
-
-/// Where a blob of `repo` is fetched from over the registry API (or the layout folder).
-pub fn blob_url(repo: &Repo, digest: &str, plain_http: bool) -> String {
-    match repo {
-        Repo::Registry {
-            registry,
-            repository,
-        } => {
-            let scheme = if plain_http { "http" } else { "https" };
-            let host = if registry == "docker.io" {
-                "registry-1.docker.io"
-            } else {
-                registry
-            };
-            format!("{scheme}://{host}/v2/{repository}/blobs/{digest}")
-        }
-        Repo::Layout(path) => {
-            let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-            format!(
-                "file://{}/blobs/sha256/{}",
-                abs.display(),
-                digest.trim_start_matches("sha256:")
-            )
-        }
-    }
-}
-
-/// `(registry, repository, oci://…)` of a package repository, as the templates name them.
-/// A layout has no registry; its `oci` is the `oci-layout:` form.
-pub fn coordinates(repo: &Repo) -> (String, String, String) {
-    match repo {
-        Repo::Registry {
-            registry,
-            repository,
-        } => (
-            registry.clone(),
-            repository.clone(),
-            format!("oci://{registry}/{repository}"),
-        ),
-        Repo::Layout(p) => (String::new(), p.display().to_string(), repo.to_string()),
-    }
-}
-
-/// Looks the package up where it was published.
-pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<PackageInfo> {
-    let target = Target::parse(reference)?;
-    let tag = target.tag.clone().ok_or_else(|| {
-        Error::Usage(format!(
-            "--package {reference}: name the version tag (`…:1.2.0`)"
-        ))
-    })?;
-    let store = Store::open(&target.repo, connect).await?;
-    let manifest = store
-        .manifest(&target.selector().unwrap_or(tag.clone()))
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            what: format!("package {target}"),
-            hint: Some("publish it first with `margo-gitops package publish`".into()),
-        })?;
-    let layer = crate::oci::manifest::compose_layer(&manifest)?
-        .ok_or_else(|| Error::invalid(format!("{target} holds no compose package layer")))?;
-    let blob = |d: &str, size: i64, mt: &str| BlobRef {
-        digest: d.to_string(),
-        size: size as u64,
-        media_type: mt.to_string(),
-        url: blob_url(&target.repo, d, connect.plain_http),
-    };
-    let (registry, repository, oci) = coordinates(&target.repo);
-    let shown = crate::signing::found::template_signature(&store, &manifest.digest).await?;
-    let shown = shown.as_ref();
-    Ok(PackageInfo {
-        signer: shown.map(|f| f.signer()),
-        signature: shown.map(|f| {
-            let media_type = if f.is_pgp() {
-                crate::signing::pgp::SIGNATURE_MEDIA_TYPE
-            } else {
-                crate::signing::sigstore::bundle::MEDIA_TYPE
-            };
-            blob(&f.bundle_digest, f.bundle_size as i64, media_type)
-        }),
-        key: shown.and_then(|f| {
-            let digest = f.pgp_key_digest.as_deref()?;
-            Some(blob(
-                digest,
-                f.pgp_key_size.unwrap_or(0) as i64,
-                crate::signing::pgp::KEY_MEDIA_TYPE,
-            ))
-        }),
-        reference: format!("{}:{tag}", target.repo),
-        registry,
-        repository,
-        digest: manifest.digest.to_string(),
-        tag,
-        oci,
-        archive: blob(&layer.digest, layer.size, &layer.media_type),
-    })
-}
-
-/// The template engine, strict, with our filters.
-pub struct Templates {
-    env: Environment<'static>,
-}
-
-impl Default for Templates {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Templates {
-    pub fn new() -> Self {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        // Any value as a YAML flow literal (JSON is YAML): quoting that cannot break the document.
-        env.add_filter(
-            "yaml",
-            |v: Value| -> std::result::Result<String, minijinja::Error> {
-                if v.is_undefined() {
-                    return Err(minijinja::Error::new(
-                        minijinja::ErrorKind::UndefinedError,
-                        "the value passed to `yaml` is not defined",
-                    ));
-                }
-                serde_json::to_string(&v).map_err(|e| {
-                    minijinja::Error::new(
-                        minijinja::ErrorKind::InvalidOperation,
-                        format!("cannot write as YAML: {e}"),
-                    )
-                })
-            },
-        );
-        // `fail("why")` stops rendering with the template's own message.
-        env.add_function(
-            "fail",
-            |why: String| -> std::result::Result<String, minijinja::Error> {
-                Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    why,
-                ))
-            },
-        );
-        // `siteId` → `SITE_ID`: the environment variable a compose parameter targets.
-        env.add_filter("env_name", |s: String| -> String {
-            let mut out = String::new();
-            let mut prev_lower = false;
-            for c in s.chars() {
-                if c.is_ascii_uppercase() && prev_lower {
-                    out.push('_');
-                }
-                prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-                out.push(if c == '-' || c == '.' {
-                    '_'
-                } else {
-                    c.to_ascii_uppercase()
-                });
-            }
-            out
-        });
-        Templates { env }
-    }
-
-    /// Adds a template under `name` (its file, for messages).
-    pub fn add(&mut self, name: &str, source: String) -> Result<()> {
-        self.env
-            .add_template_owned(name.to_string(), source)
-            .map_err(|e| template_error(&e, name))
-    }
-
-    pub fn render(&self, name: &str, context: &Value) -> Result<String> {
-        let t = self
-            .env
-            .get_template(name)
-            .map_err(|e| template_error(&e, name))?;
-        t.render(context).map_err(|e| template_error(&e, name))
-    }
-}
-
-/// An engine error as `file:line: what (in `expression`)`.
-fn template_error(e: &minijinja::Error, fallback: &str) -> Error {
-    let name = e.name().unwrap_or(fallback).to_string();
-    // `fail(...)` says what is wrong itself; for the rest, show the expression at fault.
-    let expr = match (e.range(), e.template_source(), e.kind()) {
-        (_, _, minijinja::ErrorKind::InvalidOperation) => None,
-        (Some(r), Some(src), _) => src.get(r).map(|s| s.trim().to_string()),
-        _ => None,
-    };
-    let what = match e.kind() {
-        minijinja::ErrorKind::UndefinedError => "undefined value".to_string(),
-        minijinja::ErrorKind::SyntaxError => "template syntax error".to_string(),
-        minijinja::ErrorKind::InvalidOperation if e.detail().is_some() => {
-            "cannot render".to_string()
-        }
-        k => k.to_string(),
-    };
-    let mut message = match e.detail() {
-        Some(d) => format!("{what}: {d}"),
-        None => what,
-    };
-    if let Some(x) = expr.filter(|x| !x.is_empty()) {
-        message.push_str(&format!(" in `{x}`"));
-    }
-    Error::Invalid {
-        file: Some(PathBuf::from(name)),
-        line: e.line(),
-        message,
-        hint: Some(
-            "the context holds app, deployment, package, git and values; see the README".into(),
-        ),
-    }
 }
 
 /// What the command line adds to (or puts in place of) the config.
@@ -467,50 +214,5 @@ mod tests {
         assert!(crate::margo::validate::is_uuid(&a), "{a}");
         assert_eq!(a, derived_id("poc-app", "site-1"));
         assert_ne!(a, derived_id("poc-app", "site-2"));
-    }
-
-    #[test]
-    fn undefined_values_name_the_file_line_and_expression() {
-        let mut t = Templates::new();
-        t.add("t.j2", "a: 1\nb: {{ values.missing }}\n".into())
-            .unwrap();
-        let err = t
-            .render(
-                "t.j2",
-                &Value::from(minijinja::value::Serde(serde_json::json!({"values": {}}))),
-            )
-            .unwrap_err();
-        let text = err.to_string();
-        assert!(text.starts_with("t.j2:2: undefined value"), "{text}");
-        assert!(text.contains("values.missing"), "{text}");
-    }
-
-    #[test]
-    fn undefined_items_are_errors_even_through_filters() {
-        let mut t = Templates::new();
-        t.add("p.j2", "x: 1\nv: {{ values['siteId'] | yaml }}\n".into())
-            .unwrap();
-        let err = t
-            .render(
-                "p.j2",
-                &Value::from(minijinja::value::Serde(serde_json::json!({"values": {}}))),
-            )
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("p.j2:2: undefined value"), "{err}");
-    }
-
-    #[test]
-    fn filters() {
-        let mut t = Templates::new();
-        t.add(
-            "f",
-            "{{ 'a: b' | yaml }} {{ 'adminPrincipalName' | env_name }}".into(),
-        )
-        .unwrap();
-        assert_eq!(
-            t.render("f", &Value::UNDEFINED).unwrap(),
-            "\"a: b\" ADMIN_PRINCIPAL_NAME"
-        );
     }
 }

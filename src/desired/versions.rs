@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use oci_client::manifest::OciDescriptor;
 use serde::Serialize;
 
-use crate::desired::render::{blob_url, Rendered};
+use crate::desired::package::blob_url;
+use crate::desired::render::Rendered;
 use crate::error::{Error, Result};
 use crate::git::CommitInfo;
 use crate::oci::digest::Digest;

@@ -10,23 +10,19 @@
 use std::path::{Path, PathBuf};
 
 use crate::desired::config::Config;
+use crate::desired::package::{self, placeholder_package};
 use crate::desired::pipeline;
-use crate::desired::render::{self, BlobRef, PackageInfo, RenderOptions};
+use crate::desired::render::{self, RenderOptions};
 use crate::desired::source::Source;
 use crate::error::{Error, Result};
 use crate::git::GitRepo;
 use crate::margo::validate::{self, Problem};
-use crate::oci::reference::Target;
 use crate::oci::store::Connect;
 
 /// The hook script `hook install` writes (`hooks/pre-push` in this repository).
 pub const PRE_PUSH: &str = include_str!("../../hooks/pre-push");
 /// How `hook install` and `uninstall` recognise a hook as theirs.
 const MARKER: &str = "margo-gitops pre-push hook";
-
-/// The digest offline renderings use where the registry's would stand.
-pub const PLACEHOLDER_DIGEST: &str =
-    "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 /// A problem found in a commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,30 +45,6 @@ impl std::fmt::Display for Finding {
             p.message
         )
     }
-}
-
-/// A package as rendering sees it, with placeholders where only the registry knows.
-pub fn placeholder_package(reference: &str, plain_http: bool) -> Result<PackageInfo> {
-    let target = Target::parse(reference)?;
-    let tag = target.tag.clone().unwrap_or_else(|| "0.0.0".into());
-    let (registry, repository, oci) = render::coordinates(&target.repo);
-    Ok(PackageInfo {
-        reference: format!("{}:{tag}", target.repo),
-        registry,
-        repository,
-        tag,
-        digest: PLACEHOLDER_DIGEST.into(),
-        oci,
-        archive: BlobRef {
-            digest: PLACEHOLDER_DIGEST.into(),
-            size: 0,
-            media_type: crate::oci::media::MARGO_COMPOSE_LAYER.into(),
-            url: render::blob_url(&target.repo, PLACEHOLDER_DIGEST, plain_http),
-        },
-        signature: None,
-        key: None,
-        signer: None,
-    })
 }
 
 /// True when `text` holds at least one ApplicationDeployment document.
@@ -104,7 +76,7 @@ async fn check_rendering(
     let mut connect = connect.clone();
     connect.plain_http |= config.plain_http;
     let package = if check_registry {
-        render::resolve_package(&reference, &connect).await?
+        package::resolve_package(&reference, &connect).await?
     } else {
         placeholder_package(&reference, connect.plain_http)?
     };

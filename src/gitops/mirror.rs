@@ -19,8 +19,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::desired::config::{Config, FILE_NAME};
-use crate::desired::render::{self, PackageInfo, RenderOptions, Rendered};
+use crate::desired::package;
+use crate::desired::package::PackageInfo;
+use crate::desired::render::{self, RenderOptions, Rendered};
 use crate::desired::source::Source;
+use crate::desired::templates;
 use crate::desired::versions::{self, VersionInput, DESIRED_TAG};
 use crate::error::{Error, Result};
 use crate::git::{CommitInfo, GitRepo};
@@ -82,7 +85,7 @@ fn inputs(repo: &GitRepo, commit: &str) -> Result<BTreeMap<String, String>> {
     let mut paths: BTreeSet<PathBuf> = BTreeSet::new();
     let app = PathBuf::from(config.app.clone().unwrap_or_else(|| ".".into()));
     paths.insert(app.join(crate::margo::app::FILE_NAME));
-    let builtin = |t: &str| render::BUILTIN.iter().any(|(n, _, _)| *n == t);
+    let builtin = |t: &str| templates::BUILTIN.iter().any(|(n, _, _)| *n == t);
     for t in config.template.iter().chain(
         config
             .deployments
@@ -279,7 +282,7 @@ async fn render_all(
         let reference = crate::desired::pipeline::package_ref(&source, &config, None)
             .map_err(|e| in_commit(repo, c, e))?;
         if !packages.contains_key(&reference) {
-            let found = match render::resolve_package(&reference, connect).await {
+            let found = match package::resolve_package(&reference, connect).await {
                 Ok(p) => Some(p),
                 Err(Error::NotFound { .. }) => None,
                 Err(e) => return Err(e),

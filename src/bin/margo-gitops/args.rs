@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use margo_gitops::oci::credentials::Secret;
+use margo_gitops::package::image::Platform;
+use margo_gitops::signing::mode::SignMode;
 
 /// GitOps for Margo edge deployments: compose packages in OCI registries.
 #[derive(Debug, Parser)]
@@ -45,8 +48,9 @@ pub struct CiArgs {
     pub images: Vec<(String, PathBuf)>,
 
     /// The platform to take out of multi-platform images.
-    #[arg(long, default_value = "linux/amd64", env = "MARGO_GITOPS_PLATFORM")]
-    pub platform: String,
+    #[arg(long, default_value = "linux/amd64", env = "MARGO_GITOPS_PLATFORM",
+          value_parser = parse_platform)]
+    pub platform: Platform,
 
     /// Where fetched image blobs are kept between runs.
     #[arg(long, value_name = "DIR", env = "MARGO_GITOPS_CACHE_DIR")]
@@ -78,7 +82,7 @@ pub struct CiArgs {
     /// The GitHub token for the pull-request comment (default: GITHUB_TOKEN).
     #[arg(long, value_name = "TOKEN", env = "MARGO_GITOPS_GITHUB_TOKEN",
           hide_env_values = true, value_parser = parse_secret)]
-    pub token: Option<margo_gitops::oci::credentials::Secret>,
+    pub token: Option<Secret>,
 
     #[command(flatten)]
     pub signing: SigningArgs,
@@ -350,19 +354,15 @@ pub struct SigningArgs {
     /// Actions), `key:PATH` (a P-256 private key, PEM, or a cosign key with
     /// COSIGN_PASSWORD), `pgp:PATH` (an armored OpenPGP secret key; a detached signature of
     /// the archive, as the PoC made), or `none` (the default elsewhere).
-    #[arg(
-        long,
-        value_name = "MODE",
-        env = "MARGO_GITOPS_SIGN",
-        help_heading = "Signing"
-    )]
-    pub sign: Option<String>,
+    #[arg(long, value_name = "MODE", env = "MARGO_GITOPS_SIGN",
+          value_parser = parse_sign_mode, help_heading = "Signing")]
+    pub sign: Option<SignMode>,
 
     /// The OIDC identity token for keyless signing (default: SIGSTORE_ID_TOKEN, or the
     /// GitHub Actions token endpoint).
     #[arg(long, value_name = "JWT", env = "SIGSTORE_ID_TOKEN", hide_env_values = true,
           value_parser = parse_secret, help_heading = "Signing")]
-    pub identity_token: Option<margo_gitops::oci::credentials::Secret>,
+    pub identity_token: Option<Secret>,
 
     /// Sigstore client trust config (JSON, as sigstore-python's --trust-config reads):
     /// which Fulcio and Rekor to use. Default: Sigstore's public-good instance.
@@ -375,8 +375,16 @@ pub struct SigningArgs {
     pub trust_config: Option<PathBuf>,
 }
 
-fn parse_secret(s: &str) -> Result<margo_gitops::oci::credentials::Secret, String> {
-    Ok(margo_gitops::oci::credentials::Secret::new(s))
+fn parse_secret(s: &str) -> margo_gitops::Result<Secret> {
+    Ok(Secret::new(s))
+}
+
+fn parse_platform(s: &str) -> margo_gitops::Result<Platform> {
+    s.parse()
+}
+
+fn parse_sign_mode(s: &str) -> margo_gitops::Result<SignMode> {
+    s.parse()
 }
 
 #[derive(Debug, Args)]
@@ -447,13 +455,9 @@ pub struct PrepareArgs {
     pub out_dir: PathBuf,
 
     /// The platform to take out of multi-platform images.
-    #[arg(
-        long,
-        default_value = "linux/amd64",
-        env = "MARGO_GITOPS_PLATFORM",
-        help_heading = "Images"
-    )]
-    pub platform: String,
+    #[arg(long, default_value = "linux/amd64", env = "MARGO_GITOPS_PLATFORM",
+          value_parser = parse_platform, help_heading = "Images")]
+    pub platform: Platform,
 
     /// A local image archive for a service (`docker save` or `docker buildx --output type=oci`).
     #[arg(long = "image", value_name = "SERVICE=PATH", value_parser = parse_image_arg, help_heading = "Images")]
@@ -581,7 +585,7 @@ pub struct RegistryArgs {
 }
 
 /// The SERVICE=PATH lines of a multi-line value (blank lines and `#` comments skipped).
-pub fn parse_image_lines(text: &str) -> Result<Vec<(String, PathBuf)>, String> {
+pub fn parse_image_lines(text: &str) -> margo_gitops::Result<Vec<(String, PathBuf)>> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -589,12 +593,14 @@ pub fn parse_image_lines(text: &str) -> Result<Vec<(String, PathBuf)>, String> {
         .collect()
 }
 
-fn parse_image_arg(s: &str) -> Result<(String, PathBuf), String> {
+fn parse_image_arg(s: &str) -> margo_gitops::Result<(String, PathBuf)> {
     match s.split_once('=') {
         Some((service, path)) if !service.is_empty() && !path.is_empty() => {
             Ok((service.to_string(), PathBuf::from(path)))
         }
-        _ => Err(format!("`{s}` is not SERVICE=PATH")),
+        _ => Err(margo_gitops::Error::Usage(format!(
+            "`{s}` is not SERVICE=PATH"
+        ))),
     }
 }
 

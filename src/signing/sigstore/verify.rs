@@ -27,10 +27,12 @@ pub enum Match {
 }
 
 impl Match {
-    pub fn regex(pattern: &str) -> Result<Match, String> {
+    pub fn regex(pattern: &str) -> crate::Result<Match> {
         regex_lite::Regex::new(&format!("^(?:{pattern})$"))
             .map(Match::Regex)
-            .map_err(|e| format!("`{pattern}` is not a regular expression: {e}"))
+            .map_err(|e| {
+                crate::Error::Usage(format!("`{pattern}` is not a regular expression: {e}"))
+            })
     }
 
     fn matches(&self, value: &str) -> bool {

@@ -1,0 +1,152 @@
+//! `package prepare|publish|show|sign|verify` and `key generate`.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use margo_gitops::desired::pipeline::Workspace;
+use margo_gitops::oci::reference::Target;
+use margo_gitops::package::plan::Format;
+use margo_gitops::package::prepare::{self, PrepareOptions};
+use margo_gitops::package::publish::{self, PublishOptions};
+use margo_gitops::package::show;
+use margo_gitops::signing::mode::SignMode;
+use margo_gitops::signing::sigstore::verify::{Match, Policy};
+use margo_gitops::signing::verify::{self, Requirement};
+use margo_gitops::signing::{keys, signer};
+use margo_gitops::Error;
+
+use super::{connect, sign_options};
+use crate::args::{FormatArg, PrepareArgs, PublishArgs, ShowArgs, SignArgs, VerifyArgs};
+use crate::report;
+
+pub async fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
+    let opts = PrepareOptions {
+        platform: a.platform,
+        app_dir: a.app_dir,
+        out_dir: a.out_dir,
+        images: a.images,
+        no_images: a.no_images,
+        version: a.version,
+        app_id: a.app_id,
+        cache_dir: a.cache_dir,
+        connect: connect(&a.registry)?,
+        sign: sign_options(a.signing),
+    };
+    let prepared = prepare::prepare(&opts)
+        .await
+        .with_context(|| format!("package prepare {}", opts.app_dir.display()))?;
+    report::package::prepared(&prepared)?;
+    Ok(())
+}
+
+pub async fn publish(a: PublishArgs) -> anyhow::Result<()> {
+    let config = Workspace::discover()?.config()?;
+    let to = match a.to {
+        Some(to) => to,
+        None => config.package_repository.ok_or_else(|| {
+            Error::Usage(
+                "name the repository with --to, or set packageRepository in .margo-gitops.yaml"
+                    .into(),
+            )
+        })?,
+    };
+    let mut connect = connect(&a.registry)?;
+    connect.plain_http |= config.plain_http;
+    let opts = PublishOptions {
+        to: Target::parse_repository(&to)?,
+        app_to: a
+            .app_to
+            .as_deref()
+            .map(Target::parse_repository)
+            .transpose()?,
+        input: a.input,
+        version: a.version,
+        format: match a.format {
+            FormatArg::Margo => Format::Margo,
+            FormatArg::Poc => Format::Poc,
+        },
+        extra_tags: a.tags,
+        connect,
+        sign: sign_options(a.signing),
+        replace: a.replace,
+    };
+    let published = publish::publish(&opts)
+        .await
+        .with_context(|| format!("package publish to {}", opts.to))?;
+    report::package::published(&published, a.json)?;
+    Ok(())
+}
+
+pub async fn show(a: ShowArgs) -> anyhow::Result<()> {
+    let shown = show::show(&a.reference, &connect(&a.registry)?)
+        .await
+        .with_context(|| format!("package show {}", a.reference))?;
+    report::package::shown(&shown, a.json)?;
+    Ok(())
+}
+
+pub async fn sign(a: SignArgs) -> anyhow::Result<()> {
+    let opts = sign_options(a.signing);
+    if opts.mode == SignMode::None {
+        return Err(
+            Error::Usage("name how to sign: --sign keyless or --sign key:PATH".into()).into(),
+        );
+    }
+    let (digest, referrer) = signer::sign_reference(&a.reference, &opts, &connect(&a.registry)?)
+        .await
+        .with_context(|| format!("package sign {}", a.reference))?;
+    report::package::signed(&a.reference, &digest, referrer.as_ref())?;
+    Ok(())
+}
+
+pub async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
+    let requirement = requirement(&a)?;
+    let verified = verify::verify(&a.reference, &requirement, &connect(&a.registry)?)
+        .await
+        .with_context(|| format!("package verify {}", a.reference))?;
+    report::package::verified(&verified, a.json)?;
+    Ok(())
+}
+
+/// What `package verify` requires of a signature: a key, or an identity and its issuer.
+fn requirement(a: &VerifyArgs) -> margo_gitops::Result<Requirement> {
+    if let Some(key) = &a.key {
+        return Ok(Requirement::Key(key.clone()));
+    }
+    if let Some(key) = &a.pgp_key {
+        return Ok(Requirement::Pgp(key.clone()));
+    }
+    let pick =
+        |exact: &Option<String>, regex: &Option<String>| -> margo_gitops::Result<Option<Match>> {
+            match (exact, regex) {
+                (Some(e), _) => Ok(Some(Match::Exact(e.clone()))),
+                (None, Some(r)) => Match::regex(r).map(Some),
+                (None, None) => Ok(None),
+            }
+        };
+    let identity = pick(&a.certificate_identity, &a.certificate_identity_regexp)?;
+    let issuer = pick(
+        &a.certificate_oidc_issuer,
+        &a.certificate_oidc_issuer_regexp,
+    )?;
+    match (identity, issuer) {
+        (Some(identity), Some(issuer)) => Ok(Requirement::Identity {
+            policy: Policy { identity, issuer },
+            trust_config: a.trust_config.clone(),
+        }),
+        (Some(_), None) => Err(Error::Usage(
+            "name the OIDC issuer too: --certificate-oidc-issuer URL (or --certificate-oidc-issuer-regexp)".into(),
+        )),
+        _ => Err(Error::Usage(
+            "name who must have signed: --certificate-identity ID --certificate-oidc-issuer URL \
+             (keyless), --key PUB, or --pgp-key PUB"
+                .into(),
+        )),
+    }
+}
+
+pub fn generate_key(prefix: &Path) -> anyhow::Result<()> {
+    let (key, public) = keys::generate(prefix)?;
+    report::package::key_generated(&key, &public)?;
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! The pull-request job: the desired state rendered and validated at the base and at the
+//! head, compared by meaning, and the problems of the pull request's own commits, as the
+//! pre-push hook finds them. Nothing is pushed; the verdict depends on the desired state.
+
+use super::{repositories, short, Actions, CiOptions};
+use crate::desired::config::Config;
+use crate::desired::diff::{self, Diff, Side};
+use crate::desired::package;
+use crate::desired::pipeline::{self, RenderRequest, Workspace};
+use crate::desired::render::{self, RenderOptions, Rendered};
+use crate::error::{Error, Result};
+use crate::gitops::github::{CommentOutcome, GitHub};
+use crate::gitops::hook::{self, Finding, Update};
+use crate::margo::validate::Report;
+use crate::oci::store::Connect;
+
+/// The hidden marker that finds our pull-request comment again.
+pub const COMMENT_MARKER: &str = "<!-- margo-gitops:desired-state-diff -->";
+
+/// What the review found.
+pub struct Review {
+    pub number: u64,
+    pub base: String,
+    pub head: String,
+    /// Problems in the pull request's commits (deployment documents, the rendering).
+    pub findings: Vec<Finding>,
+    pub comparison: Comparison,
+    /// Why the check fails, when it does (a one-line reason).
+    pub failure: Option<String>,
+}
+
+/// The desired state at the base and at the head, compared.
+pub enum Comparison {
+    Compared {
+        diff: Diff,
+        /// Why some digests are placeholders (a package not published yet).
+        notes: Vec<String>,
+        /// Validation problems of the rendered documents, at each side.
+        base_problems: Vec<Report>,
+        head_problems: Vec<Report>,
+    },
+    /// The head does not render: the error.
+    HeadFails(String),
+    /// The base does not render (the head does): the error; no diff.
+    BaseFails(String),
+}
+
+pub(super) async fn on_pull_request(
+    actions: &Actions,
+    ws: &Workspace,
+    opts: &CiOptions,
+) -> Result<Review> {
+    let repo = ws.repo("margo-gitops ci")?;
+    let pr = &actions.event["pull_request"];
+    let number = pr["number"]
+        .as_u64()
+        .or(actions.event["number"].as_u64())
+        .ok_or_else(|| Error::Usage("the pull_request event has no number".into()))?;
+    let base = repo.resolve(pr["base"]["sha"].as_str().unwrap_or_default())?;
+    let head = repo.resolve(pr["head"]["sha"].as_str().unwrap_or(&actions.sha))?;
+    let connect = ws.connect(&opts.connect)?;
+    let update = Update {
+        local_sha: head.clone(),
+        remote_sha: base.clone(),
+    };
+    let findings = hook::pre_push(repo, "origin", &[update], false, &connect).await?;
+    let comparison = compare(ws, opts, &connect, &base, &head).await?;
+    let failure = match &comparison {
+        Comparison::HeadFails(e) => Some(format!(
+            "the desired state at the head does not render: {e}"
+        )),
+        Comparison::Compared { head_problems, .. }
+            if head_problems.iter().any(|r| r.errors().next().is_some()) =>
+        {
+            Some("the desired state at the head is not valid".into())
+        }
+        _ if !findings.is_empty() => {
+            Some(format!("{} problem(s) in the pull request", findings.len()))
+        }
+        _ => None,
+    };
+    Ok(Review {
+        number,
+        base,
+        head,
+        findings,
+        comparison,
+        failure,
+    })
+}
+
+async fn compare(
+    ws: &Workspace,
+    opts: &CiOptions,
+    connect: &Connect,
+    base: &str,
+    head: &str,
+) -> Result<Comparison> {
+    let base_side = render_for_review(ws, base, opts, connect).await;
+    let head_side = render_for_review(ws, head, opts, connect).await;
+    Ok(match (base_side, head_side) {
+        (Ok((b, bdocs, bn)), Ok((h, hdocs, hn))) => Comparison::Compared {
+            diff: diff::diff(&b, &h)?,
+            notes: [bn, hn].into_iter().flatten().collect(),
+            base_problems: pipeline::validate_rendered(&bdocs),
+            head_problems: pipeline::validate_rendered(&hdocs),
+        },
+        (_, Err(e)) => Comparison::HeadFails(e.to_string()),
+        (Err(e), Ok(_)) => Comparison::BaseFails(e.to_string()),
+    })
+}
+
+/// Renders at `rev`; a package not published yet renders with placeholder digests.
+async fn render_for_review(
+    ws: &Workspace,
+    rev: &str,
+    opts: &CiOptions,
+    connect: &Connect,
+) -> Result<(Side, Vec<Rendered>, Option<String>)> {
+    let source = ws.source(Some(rev))?;
+    let mut config = Config::load(&source)?;
+    let (package_repo, _) = repositories(opts, &config, &source)?;
+    config.package_repository = Some(package_repo);
+    let reference = pipeline::package_ref(&source, &config, None)?;
+    let req = RenderRequest {
+        at: Some(rev.to_string()),
+        options: RenderOptions::default(),
+        package: Some(reference.clone()),
+        connect: connect.clone(),
+    };
+    let (docs, note) = match pipeline::render_state(ws, &req).await {
+        Ok(state) => (state.docs, None),
+        Err(Error::NotFound { .. }) => {
+            let repo = ws.repo("margo-gitops ci")?;
+            let package =
+                package::placeholder_package(&reference, connect.plain_http || config.plain_http)?;
+            let git = repo.commit(rev).ok();
+            let options = RenderOptions::default();
+            let docs = render::render(&source, &config, &options, &package, git.as_ref())?;
+            (
+                docs,
+                Some(format!(
+                    "`{reference}` is not published yet: its digests are placeholders here"
+                )),
+            )
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((
+        Side {
+            label: short(rev).to_string(),
+            documents: docs.iter().map(|d| d.text.clone()).collect(),
+        },
+        docs,
+        note,
+    ))
+}
+
+/// Puts `body` (which carries [`COMMENT_MARKER`]) on the pull request: the comment of an
+/// earlier run is updated in place.
+pub async fn post_comment(actions: &Actions, number: u64, body: &str) -> Result<CommentOutcome> {
+    let token = actions.token.as_ref().ok_or_else(|| {
+        Error::Usage("commenting on the pull request needs a token: the action's `token` input or GITHUB_TOKEN".into())
+    })?;
+    let gh = GitHub::new(&actions.api_url, token, &actions.repository)?;
+    gh.upsert_comment(number, COMMENT_MARKER, body).await
+}
