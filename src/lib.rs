@@ -7,6 +7,7 @@ pub mod gitops;
 pub mod margo;
 pub mod oci;
 pub mod package;
+pub mod paths;
 pub mod progress;
 pub mod signing;
 

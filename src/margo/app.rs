@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde_norway::Value;
 
 use crate::error::{Error, Result};
-use crate::package::compose::{line_of, safe_relative};
+use crate::margo::yamltree::line_of;
+use crate::paths::safe_relative;
 
 pub const FILE_NAME: &str = "margo.yaml";
 

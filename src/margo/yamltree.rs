@@ -156,6 +156,12 @@ impl MarkedEventReceiver for Builder {
     }
 }
 
+/// 1-based number of the first line containing `needle`: a field located in text where no
+/// tree is at hand (a document that did not parse, or one read with serde).
+pub fn line_of(text: &str, needle: &str) -> Option<usize> {
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
 /// Every document in `text`.
 pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut builder = Builder::default();

@@ -9,12 +9,15 @@
 //! digest. It does not fetch images; [`crate::package::image`] does.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use compose_spec::service::volumes::{
     mount::Mount, ShortOptions, ShortVolume, Source as VolumeSource,
 };
 use compose_spec::{Resource, ShortOrLong};
+
+use crate::margo::yamltree::line_of;
+use crate::paths::{safe_relative, UnsafePath};
 use serde_norway::Value;
 
 use crate::error::{Error, Result};
@@ -69,63 +72,6 @@ pub fn find(dir: &Path) -> Result<PathBuf> {
                 COMPOSE_NAMES.join(", ")
             ))
         })
-}
-
-/// 1-based number of the first line containing `needle`, to point at a field.
-pub fn line_of(text: &str, needle: &str) -> Option<usize> {
-    text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
-}
-
-/// Checks that `p`, relative to `base`, stays inside `base`, following links; returns it
-/// normalised (no `.` or `..`). The error says why, for the caller to place.
-pub fn safe_relative(base: &Path, p: &Path) -> std::result::Result<PathBuf, String> {
-    if p.is_absolute() || p.has_root() {
-        return Err(format!(
-            "`{}` is an absolute path; files in a package must be given relative to the app folder",
-            p.display()
-        ));
-    }
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    return Err(format!(
-                        "`{}` uses `..` to leave the app folder",
-                        p.display()
-                    ));
-                }
-            }
-            Component::Normal(n) => out.push(n),
-            Component::RootDir | Component::Prefix(_) => {
-                unreachable!("absolute paths refused above")
-            }
-        }
-    }
-    if out.as_os_str().is_empty() {
-        return Err(format!(
-            "`{}` names the app folder itself, not a file",
-            p.display()
-        ));
-    }
-    let full = base.join(&out);
-    if full.symlink_metadata().is_ok() {
-        let real = full
-            .canonicalize()
-            .map_err(|e| format!("`{}` cannot be resolved: {e}", p.display()))?;
-        let real_base = base
-            .canonicalize()
-            .map_err(|e| format!("the app folder cannot be resolved: {e}"))?;
-        if !real.starts_with(&real_base) {
-            return Err(format!(
-                "`{}` is a link that points outside the app folder, to {}",
-                p.display(),
-                real.display()
-            ));
-        }
-    }
-    Ok(out)
 }
 
 impl ComposeApp {
@@ -299,12 +245,14 @@ fn collect_dir(
     base: &Path,
     rel: &Path,
     files: &mut BTreeSet<PathBuf>,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), UnsafePath> {
     let dir = base.join(rel);
-    let entries =
-        std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let unreadable = |e: std::io::Error| UnsafePath::Unreadable {
+        path: dir.clone(),
+        why: e.to_string(),
+    };
+    for entry in std::fs::read_dir(&dir).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
         let child = rel.join(entry.file_name());
         let checked = safe_relative(base, &child)?;
         let full = base.join(&checked);
@@ -320,29 +268,6 @@ fn collect_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relative_paths_are_normalised_and_confined() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.env"), "X=1").unwrap();
-        assert_eq!(
-            safe_relative(dir.path(), Path::new("./x/../a.env")).unwrap(),
-            PathBuf::from("a.env")
-        );
-        assert!(safe_relative(dir.path(), Path::new("../a.env"))
-            .unwrap_err()
-            .contains(".."));
-        assert!(safe_relative(dir.path(), Path::new("/etc/passwd"))
-            .unwrap_err()
-            .contains("absolute"));
-        #[cfg(unix)]
-        {
-            std::os::unix::fs::symlink("/etc/hostname", dir.path().join("link")).unwrap();
-            assert!(safe_relative(dir.path(), Path::new("link"))
-                .unwrap_err()
-                .contains("outside"));
-        }
-    }
 
     #[test]
     fn line_of_finds_the_field() {

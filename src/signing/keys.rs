@@ -16,6 +16,7 @@ use p256::pkcs8::{
 use sha2::Digest as _;
 
 use crate::error::{Error, Result};
+use crate::signing::refusal::Refusal;
 use crate::signing::sigstore::bundle::{Bundle, Material, PublicKeyHint};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -219,26 +220,24 @@ pub fn verify_key_bundle(
     bundle: &[u8],
     artifact: &[u8],
     key: &VerifyingKey,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Refusal> {
     let b = Bundle::parse(bundle)?;
     match &b.verification_material.public_key {
         Some(h) if h.hint == key_hint(key) => {}
-        Some(h) => return Err(format!("signed by another key (hint {})", h.hint)),
-        None => return Err("a keyless signature, not one by a key".into()),
+        Some(h) => return Err(Refusal::AnotherKey(h.hint.clone())),
+        None => return Err(Refusal::KeylessNotKey),
     }
     let m = &b.message_signature;
     if m.message_digest.as_ref().is_some_and(|d| {
         d.algorithm != "SHA2_256" || d.digest != B64.encode(sha2::Sha256::digest(artifact))
     }) {
-        return Err("the signature is of another artifact than the one the registry serves".into());
+        return Err(Refusal::AnotherArtifact);
     }
     let raw = B64
         .decode(&m.signature)
-        .map_err(|_| "the signature is not base64".to_string())?;
-    let sig = DerSignature::from_bytes(&raw)
-        .map_err(|_| "the signature is not a DER ECDSA signature".to_string())?;
-    key.verify(artifact, &sig)
-        .map_err(|_| "the signature does not match the key".to_string())
+        .map_err(|_| Refusal::SignatureNotBase64)?;
+    let sig = DerSignature::from_bytes(&raw).map_err(|_| Refusal::NotDerSignature)?;
+    key.verify(artifact, &sig).map_err(|_| Refusal::KeyMismatch)
 }
 
 #[cfg(test)]
@@ -254,9 +253,11 @@ mod tests {
         assert!(verify_key_bundle(&b, b"manifest", key.verifying_key()).is_ok());
         assert!(verify_key_bundle(&b, b"manifesT", key.verifying_key())
             .unwrap_err()
+            .to_string()
             .contains("another artifact"));
         assert!(verify_key_bundle(&b, b"manifest", other.verifying_key())
             .unwrap_err()
+            .to_string()
             .contains("another key"));
         let forged = String::from_utf8(b.clone())
             .unwrap()

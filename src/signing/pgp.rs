@@ -18,6 +18,7 @@ use pgp::crypto::hash::HashAlgorithm;
 use pgp::types::{KeyDetails, Password, SigningKey};
 
 use crate::error::{Error, Result};
+use crate::signing::refusal::Refusal;
 
 pub const SIGNATURE_MEDIA_TYPE: &str = "application/vnd.margo.app.v1+sig";
 pub const KEY_MEDIA_TYPE: &str = "application/pgp-keys";
@@ -106,13 +107,13 @@ impl PgpSigner {
 /// Reads an armored public key.
 pub fn load_public_key(path: &Path) -> Result<SignedPublicKey> {
     let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
-    parse_public_key(&text).map_err(|m| Error::invalid_file(path, None, m))
+    parse_public_key(&text).map_err(|m| Error::invalid_file(path, None, m.to_string()))
 }
 
-pub fn parse_public_key(armored: &str) -> std::result::Result<SignedPublicKey, String> {
+pub fn parse_public_key(armored: &str) -> std::result::Result<SignedPublicKey, Refusal> {
     SignedPublicKey::from_string(armored)
         .map(|(k, _)| k)
-        .map_err(|_| "not an armored OpenPGP public key".to_string())
+        .map_err(|_| Refusal::NotPgpPublicKey)
 }
 
 /// The fingerprint of a public key, upper-case hex.
@@ -126,9 +127,9 @@ pub fn verify(
     signature: &str,
     key: &SignedPublicKey,
     data: impl Read,
-) -> std::result::Result<(), String> {
-    let (sig, _) = DetachedSignature::from_string(signature)
-        .map_err(|_| "not an armored OpenPGP signature".to_string())?;
+) -> std::result::Result<(), Refusal> {
+    let (sig, _) =
+        DetachedSignature::from_string(signature).map_err(|_| Refusal::NotPgpSignature)?;
     let sig = sig.signature;
     let fingerprints: Vec<String> = sig
         .issuer_fingerprint()
@@ -155,10 +156,10 @@ pub fn verify(
     }) {
         sig.verify(&sub.key, data)
     } else {
-        return Err(format!(
-            "signed by {by}, not by the given key ({})",
-            fingerprint(key)
-        ));
+        return Err(Refusal::AnotherPgpKey {
+            by,
+            key: fingerprint(key),
+        });
     };
-    outcome.map_err(|_| "the OpenPGP signature does not match the signed data".to_string())
+    outcome.map_err(|_| Refusal::PgpMismatch)
 }

@@ -15,6 +15,7 @@ use crate::oci::manifest::{self, Manifest};
 use crate::oci::store::{Connect, Store};
 use crate::signing::found::{fetch_signature, signature_entries, Found};
 use crate::signing::keys::{load_public_key, verify_key_bundle};
+use crate::signing::refusal::Refusal;
 use crate::signing::signer::open_subject;
 use crate::signing::sigstore::bundle::Bundle;
 use crate::signing::sigstore::trust::{Trust, TrustedRoot};
@@ -77,14 +78,10 @@ impl Check {
         subject: &Manifest,
         store: &Store,
         archive: &mut Option<tempfile::NamedTempFile>,
-    ) -> Result<std::result::Result<(), String>> {
+    ) -> Result<std::result::Result<(), Refusal>> {
         Ok(match self {
-            Check::Key(_) | Check::Identity { .. } if found.is_pgp() => {
-                Err("an OpenPGP signature (verify it with --pgp-key)".into())
-            }
-            Check::Pgp(_) if !found.is_pgp() => {
-                Err("a Sigstore bundle, not an OpenPGP signature".into())
-            }
+            Check::Key(_) | Check::Identity { .. } if found.is_pgp() => Err(Refusal::PgpNotBundle),
+            Check::Pgp(_) if !found.is_pgp() => Err(Refusal::BundleNotPgp),
             Check::Key(key) => verify_key_bundle(content, &subject.bytes, key),
             Check::Identity { policy, root } => Bundle::parse(content).and_then(|b| {
                 let digest: [u8; 32] = sha2::Sha256::digest(&subject.bytes).into();

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::signing::refusal::Refusal;
+
 pub const MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// Older bundle versions, read for verification only.
 pub const OLDER_MEDIA_TYPES: [&str; 2] = [
@@ -170,14 +172,11 @@ impl Bundle {
     }
 
     /// Reads a bundle, refusing media types we do not know.
-    pub fn parse(bytes: &[u8]) -> Result<Bundle, String> {
+    pub fn parse(bytes: &[u8]) -> Result<Bundle, Refusal> {
         let b: Bundle =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a Sigstore bundle: {e}"))?;
+            serde_json::from_slice(bytes).map_err(|e| Refusal::NotABundle(e.to_string()))?;
         if b.media_type != MEDIA_TYPE && !OLDER_MEDIA_TYPES.contains(&b.media_type.as_str()) {
-            return Err(format!(
-                "bundle media type {} is not {MEDIA_TYPE}",
-                b.media_type
-            ));
+            return Err(Refusal::UnknownBundleType(b.media_type));
         }
         Ok(b)
     }

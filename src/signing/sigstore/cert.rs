@@ -9,10 +9,13 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::pkcs8::DecodePublicKey as _;
 use sha2::Digest as _;
 use x509_cert::der::asn1::{OctetString, Utf8StringRef};
-use x509_cert::der::{Decode, Encode};
+use x509_cert::der::Reader as _;
+use x509_cert::der::{Decode, Encode, Header, SliceReader};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
 use x509_cert::Certificate;
+
+use crate::signing::refusal::Refusal;
 
 const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
 const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
@@ -49,27 +52,27 @@ pub enum PublicKey {
 
 impl PublicKey {
     /// From a DER SubjectPublicKeyInfo.
-    pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, String> {
+    pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, Refusal> {
         p256::ecdsa::VerifyingKey::from_public_key_der(der)
             .map(PublicKey::P256)
             .or_else(|_| p384::ecdsa::VerifyingKey::from_public_key_der(der).map(PublicKey::P384))
-            .map_err(|_| "not an ECDSA P-256 or P-384 public key".to_string())
+            .map_err(|_| Refusal::NotEcdsaKey)
     }
 
     /// Checks a DER ECDSA signature over `message` hashed with `hash`.
-    pub fn verify(&self, hash: Hash, message: &[u8], der_sig: &[u8]) -> Result<(), String> {
+    pub fn verify(&self, hash: Hash, message: &[u8], der_sig: &[u8]) -> Result<(), Refusal> {
         self.verify_prehash(&hash.digest(message), der_sig)
     }
 
     /// Checks a DER ECDSA signature over a message whose digest is `prehash`.
-    pub fn verify_prehash(&self, prehash: &[u8], der_sig: &[u8]) -> Result<(), String> {
+    pub fn verify_prehash(&self, prehash: &[u8], der_sig: &[u8]) -> Result<(), Refusal> {
         let ok = match self {
             PublicKey::P256(k) => p256::ecdsa::Signature::from_der(der_sig)
                 .is_ok_and(|s| k.verify_prehash(prehash, &s).is_ok()),
             PublicKey::P384(k) => p384::ecdsa::Signature::from_der(der_sig)
                 .is_ok_and(|s| k.verify_prehash(prehash, &s).is_ok()),
         };
-        ok.then_some(()).ok_or_else(|| "bad signature".to_string())
+        ok.then_some(()).ok_or(Refusal::BadSignature)
     }
 }
 
@@ -80,9 +83,9 @@ pub struct Cert {
 }
 
 impl Cert {
-    pub fn from_der(der: Vec<u8>) -> Result<Cert, String> {
+    pub fn from_der(der: Vec<u8>) -> Result<Cert, Refusal> {
         let cert =
-            Certificate::from_der(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+            Certificate::from_der(&der).map_err(|e| Refusal::NotACertificate(e.to_string()))?;
         Ok(Cert { der, cert })
     }
 
@@ -110,7 +113,7 @@ impl Cert {
             .unwrap_or_default()
     }
 
-    pub fn public_key(&self) -> Result<PublicKey, String> {
+    pub fn public_key(&self) -> Result<PublicKey, Refusal> {
         PublicKey::from_spki_der(&self.spki_der())
     }
 
@@ -124,22 +127,18 @@ impl Cert {
     }
 
     /// Checks that `issuer`'s key signed this certificate.
-    pub fn verify_signed_by(&self, issuer: &PublicKey) -> Result<(), String> {
+    pub fn verify_signed_by(&self, issuer: &PublicKey) -> Result<(), Refusal> {
         let hash = match self.cert.signature_algorithm.oid.to_string().as_str() {
             OID_ECDSA_SHA256 => Hash::Sha256,
             OID_ECDSA_SHA384 => Hash::Sha384,
-            other => {
-                return Err(format!(
-                    "unsupported certificate signature algorithm {other}"
-                ))
-            }
+            other => return Err(Refusal::UnsupportedAlgorithm(other.to_string())),
         };
-        let tbs = first_element(&self.der).ok_or("malformed certificate")?;
+        let tbs = first_element(&self.der).ok_or(Refusal::MalformedCertificate)?;
         let sig = self
             .cert
             .signature
             .as_bytes()
-            .ok_or("malformed certificate signature")?;
+            .ok_or(Refusal::MalformedCertificateSignature)?;
         issuer.verify(hash, tbs, sig)
     }
 
@@ -186,19 +185,19 @@ impl Cert {
     }
 
     /// The embedded SCTs, and the pre-certificate TBS they sign (this TBS, SCT list removed).
-    pub fn embedded_scts(&self) -> Result<(Vec<Sct>, Vec<u8>), String> {
+    pub fn embedded_scts(&self) -> Result<(Vec<Sct>, Vec<u8>), Refusal> {
         let Some(ext) = self.extension(OID_SCT_LIST) else {
             return Ok((Vec::new(), Vec::new()));
         };
-        let list = OctetString::from_der(ext).map_err(|_| "malformed SCT list")?;
-        let scts = parse_sct_list(list.as_bytes()).ok_or("malformed SCT list")?;
+        let list = OctetString::from_der(ext).map_err(|_| Refusal::MalformedSctList)?;
+        let scts = parse_sct_list(list.as_bytes()).ok_or(Refusal::MalformedSctList)?;
         let mut tbs = self.cert.tbs_certificate.clone();
         if let Some(exts) = tbs.extensions.as_mut() {
             exts.retain(|e| e.extn_id.to_string() != OID_SCT_LIST);
         }
         let tbs = tbs
             .to_der()
-            .map_err(|e| format!("cannot encode the TBS: {e}"))?;
+            .map_err(|e| Refusal::TbsEncoding(e.to_string()))?;
         Ok((scts, tbs))
     }
 }
@@ -284,63 +283,26 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The first element (tag, length and value) inside the DER SEQUENCE `der`.
+/// The first element (tag, length and value) inside the DER SEQUENCE `der`, as its bytes.
 fn first_element(der: &[u8]) -> Option<&[u8]> {
-    let (_, body) = header(der)?;
-    let (hlen, content) = header(body)?;
-    body.get(..hlen + content.len())
+    let mut reader = SliceReader::new(der).ok()?;
+    Header::decode(&mut reader).ok()?;
+    reader.tlv_bytes().ok()
 }
 
-/// The header length and the content of the DER element at the start of `b`.
-fn header(b: &[u8]) -> Option<(usize, &[u8])> {
-    let first = *b.get(1)?;
-    let (hlen, len) = if first < 0x80 {
-        (2, first as usize)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | *b.get(2 + i)? as usize;
-        }
-        (2 + n, len)
-    };
-    let content = b.get(hlen..hlen + len)?;
-    Some((hlen, content))
-}
-
-/// Parses PEM blocks of `label` into DER.
-pub fn pem_blocks(text: &str, label: &str) -> Vec<Vec<u8>> {
-    use base64::Engine as _;
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find(&begin) {
-        let after = &rest[i + begin.len()..];
-        let Some(j) = after.find(&end) else { break };
-        let b64: String = after[..j].chars().filter(|c| !c.is_whitespace()).collect();
-        if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64) {
-            out.push(der);
-        }
-        rest = &after[j + end.len()..];
+/// The DER of a PEM `CERTIFICATE`.
+pub fn pem_certificate(text: &str) -> Option<Vec<u8>> {
+    match pem_rfc7468::decode_vec(text.trim().as_bytes()) {
+        Ok(("CERTIFICATE", der)) => Some(der),
+        _ => None,
     }
-    out
 }
 
-/// PEM with 64-column lines and a final newline, as Go (and so Rekor) writes it.
-pub fn to_pem(der: &[u8], label: &str) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+/// A certificate as PEM with 64-column lines and a final newline, as Go (and so Rekor)
+/// writes it.
+pub fn certificate_pem(der: &[u8]) -> String {
+    pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
+        .expect("a certificate encodes as PEM")
 }
 
 #[cfg(test)]
@@ -350,8 +312,14 @@ mod tests {
     #[test]
     fn pem_round_trips_and_the_first_element_is_cut_exactly() {
         let der = vec![0x30, 0x06, 0x30, 0x01, 0x00, 0x02, 0x01, 0x05];
-        let pem = to_pem(&der, "CERTIFICATE");
-        assert_eq!(pem_blocks(&pem, "CERTIFICATE"), vec![der.clone()]);
+        let pem = certificate_pem(&der);
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\nMAYwAQACAQU=\n"));
+        assert!(pem.ends_with("-----END CERTIFICATE-----\n"), "{pem}");
+        assert_eq!(pem_certificate(&pem), Some(der.clone()));
+        assert_eq!(
+            pem_certificate(&pem.replace("CERTIFICATE", "PUBLIC KEY")),
+            None
+        );
         assert_eq!(first_element(&der), Some(&der[2..5]));
         assert_eq!(first_element(&[0x30, 0x05, 0x30]), None);
     }

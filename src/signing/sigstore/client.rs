@@ -17,7 +17,7 @@ use p256::pkcs8::{EncodePublicKey, LineEnding};
 use serde::Deserialize;
 
 use super::bundle::{Bundle, Material, RawBytes};
-use super::cert::{pem_blocks, to_pem, Cert};
+use super::cert::{certificate_pem, pem_certificate, Cert};
 use super::log;
 use super::trust::Trust;
 use super::verify::{self, Match, Policy};
@@ -171,7 +171,7 @@ pub async fn sign(digest: &[u8; 32], tokens: &TokenSource, trust: &Trust) -> Res
         .sign_prehash(digest)
         .map_err(|e| Error::invalid(format!("cannot sign: {e}")))?;
     let signature = signature.to_der();
-    let body = log::hashedrekord_body(digest, signature.as_bytes(), &to_pem(&leaf, "CERTIFICATE"));
+    let body = log::hashedrekord_body(digest, signature.as_bytes(), &certificate_pem(&leaf));
     let entry = log::submit(&http, &trust.rekor_url, body).await?;
 
     let bundle = Bundle::of_message(
@@ -186,7 +186,7 @@ pub async fn sign(digest: &[u8; 32], tokens: &TokenSource, trust: &Trust) -> Res
         signature.as_bytes(),
     );
     if let Some(root) = &trust.root {
-        let leaf = Cert::from_der(leaf).map_err(Error::invalid)?;
+        let leaf = Cert::from_der(leaf).map_err(|e| Error::invalid(e.to_string()))?;
         let policy = Policy {
             identity: Match::Exact(leaf.identity().unwrap_or_default()),
             issuer: Match::Exact(leaf.oidc_issuer().unwrap_or_default()),
@@ -262,6 +262,6 @@ async fn signing_certificate(
         .unwrap_or_default();
     Ok(chain
         .iter()
-        .flat_map(|pem| pem_blocks(pem, "CERTIFICATE"))
+        .filter_map(|pem| pem_certificate(pem))
         .collect())
 }

@@ -13,6 +13,7 @@ use super::bundle::{
 use super::cert::Hash;
 use super::trust::LogKey;
 use crate::error::{Error, Result};
+use crate::signing::refusal::Refusal;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -137,14 +138,14 @@ fn first_line(s: &str) -> &str {
 }
 
 /// Checks the SET: the log's signature over body, time, log id and index.
-pub fn verify_set(entry: &TlogEntry, log: &LogKey) -> std::result::Result<(), String> {
+pub fn verify_set(entry: &TlogEntry, log: &LogKey) -> std::result::Result<(), Refusal> {
     let promise = entry
         .inclusion_promise
         .as_ref()
-        .ok_or("the log entry has no signed entry timestamp")?;
+        .ok_or(Refusal::NoSignedEntryTimestamp)?;
     let sig = B64
         .decode(&promise.signed_entry_timestamp)
-        .map_err(|_| "the signed entry timestamp is not base64")?;
+        .map_err(|_| Refusal::SignedEntryTimestampNotBase64)?;
     // Canonical JSON: keys sorted, no spaces.
     let payload = format!(
         "{{\"body\":{},\"integratedTime\":{},\"logID\":\"{}\",\"logIndex\":{}}}",
@@ -155,18 +156,18 @@ pub fn verify_set(entry: &TlogEntry, log: &LogKey) -> std::result::Result<(), St
     );
     log.key
         .verify(Hash::Sha256, payload.as_bytes(), &sig)
-        .map_err(|_| "the signed entry timestamp does not verify with the log's key".into())
+        .map_err(|_| Refusal::BadSignedEntryTimestamp)
 }
 
 /// Checks the inclusion proof against the body and the signed checkpoint against the log.
-pub fn verify_inclusion(entry: &TlogEntry, log: &LogKey) -> std::result::Result<(), String> {
+pub fn verify_inclusion(entry: &TlogEntry, log: &LogKey) -> std::result::Result<(), Refusal> {
     let proof = entry
         .inclusion_proof
         .as_ref()
-        .ok_or("the log entry has no inclusion proof")?;
+        .ok_or(Refusal::NoInclusionProof)?;
     let body = B64
         .decode(&entry.canonicalized_body)
-        .map_err(|_| "the log entry body is not base64")?;
+        .map_err(|_| Refusal::BodyNotBase64)?;
     let leaf = leaf_hash(&body);
     let hashes = proof
         .hashes
@@ -177,22 +178,22 @@ pub fn verify_inclusion(entry: &TlogEntry, log: &LogKey) -> std::result::Result<
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
         })
         .collect::<Option<Vec<_>>>()
-        .ok_or("a hash of the inclusion proof is malformed")?;
+        .ok_or(Refusal::MalformedProofHash)?;
     let root = B64
         .decode(&proof.root_hash)
-        .map_err(|_| "the inclusion proof's root hash is not base64")?;
+        .map_err(|_| Refusal::RootHashNotBase64)?;
     let (index, size) = (proof.log_index.0, proof.tree_size.0);
     if index < 0 || size <= 0 {
-        return Err("the inclusion proof has a negative index or size".into());
+        return Err(Refusal::NegativeProof);
     }
     let computed = root_from_inclusion(index as u64, size as u64, leaf, &hashes)
-        .ok_or("the inclusion proof does not fit the tree size")?;
+        .ok_or(Refusal::ProofDoesNotFit)?;
     if computed.as_slice() != root.as_slice() {
-        return Err("the inclusion proof does not lead to the root hash".into());
+        return Err(Refusal::WrongRootHash);
     }
     let note = verify_checkpoint(&proof.checkpoint.envelope, log)?;
     if note.size != size as u64 || note.root != root {
-        return Err("the checkpoint is for another tree than the inclusion proof".into());
+        return Err(Refusal::CheckpointForAnotherTree);
     }
     Ok(())
 }
@@ -249,21 +250,19 @@ struct Note {
 
 /// Checks a signed note (origin, size, root hash, other lines; blank line; `— name sig`
 /// lines) with the log's key, found by its 4-byte key hint.
-fn verify_checkpoint(envelope: &str, log: &LogKey) -> std::result::Result<Note, String> {
-    let split = envelope
-        .find("\n\n")
-        .ok_or("the checkpoint is not a signed note")?;
+fn verify_checkpoint(envelope: &str, log: &LogKey) -> std::result::Result<Note, Refusal> {
+    let split = envelope.find("\n\n").ok_or(Refusal::CheckpointNotANote)?;
     let (text, sigs) = (&envelope[..split + 1], &envelope[split + 2..]);
     let mut lines = text.lines();
-    let _origin = lines.next().ok_or("the checkpoint has no origin")?;
+    let _origin = lines.next().ok_or(Refusal::CheckpointWithoutOrigin)?;
     let size = lines
         .next()
         .and_then(|l| l.parse().ok())
-        .ok_or("the checkpoint has no tree size")?;
+        .ok_or(Refusal::CheckpointWithoutSize)?;
     let root = lines
         .next()
         .and_then(|l| B64.decode(l).ok())
-        .ok_or("the checkpoint has no root hash")?;
+        .ok_or(Refusal::CheckpointWithoutRoot)?;
     let hint = &log.key_id[..4];
     let signed = sigs.lines().any(|line| {
         let Some(rest) = line.strip_prefix("\u{2014} ") else {
@@ -280,7 +279,7 @@ fn verify_checkpoint(envelope: &str, log: &LogKey) -> std::result::Result<Note, 
                 .is_ok()
     });
     if !signed {
-        return Err("the checkpoint is not signed by the log".into());
+        return Err(Refusal::CheckpointNotSigned);
     }
     Ok(Note { size, root })
 }

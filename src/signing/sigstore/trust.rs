@@ -98,7 +98,7 @@ impl Trust {
         } else {
             return Err(bad(format!("media type `{}` is not known", doc.media_type)));
         };
-        let root = root.load().map_err(bad)?;
+        let root = root.load().map_err(|m| bad(m.0))?;
         let first = |urls: &Option<Vec<Service>>| {
             urls.as_ref()
                 .and_then(|u| u.iter().find(|s| s.major_api_version.unwrap_or(1) == 1))
@@ -201,13 +201,16 @@ struct WindowJson {
     end: Option<String>,
 }
 
-fn window(w: &Option<WindowJson>) -> std::result::Result<Window, String> {
-    let t = |s: &Option<String>| -> std::result::Result<Option<i64>, String> {
+/// What is wrong with the trust material (the caller names the file).
+struct Invalid(String);
+
+fn window(w: &Option<WindowJson>) -> std::result::Result<Window, Invalid> {
+    let t = |s: &Option<String>| -> std::result::Result<Option<i64>, Invalid> {
         s.as_deref()
             .map(|s| {
                 time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
                     .map(|t| t.unix_timestamp())
-                    .map_err(|_| format!("`{s}` is not an RFC 3339 time"))
+                    .map_err(|_| Invalid(format!("`{s}` is not an RFC 3339 time")))
             })
             .transpose()
     };
@@ -220,31 +223,36 @@ fn window(w: &Option<WindowJson>) -> std::result::Result<Window, String> {
     })
 }
 
+impl LogJson {
+    /// The log's key, or `None` for a log without one.
+    fn load(self, what: &str) -> Option<std::result::Result<LogKey, Invalid>> {
+        let raw = self.public_key.raw_bytes.as_ref()?;
+        let bad = |m: String| Invalid(format!("{what} {m}"));
+        Some((|| {
+            let der = B64
+                .decode(raw)
+                .map_err(|_| bad("key is not base64".into()))?;
+            let key_id = B64
+                .decode(&self.log_id.key_id)
+                .map_err(|_| bad("log id is not base64".into()))?;
+            if key_id != sha2::Sha256::digest(&der).as_slice() {
+                return Err(bad("log id is not the SHA-256 of its key".into()));
+            }
+            Ok(LogKey {
+                key_id,
+                key: PublicKey::from_spki_der(&der).map_err(|e| bad(format!("key: {e}")))?,
+                valid: window(&self.public_key.valid_for)?,
+            })
+        })())
+    }
+}
+
 impl RootJson {
-    fn load(self) -> std::result::Result<TrustedRoot, String> {
-        let logs = |logs: Vec<LogJson>, what: &str| -> std::result::Result<Vec<LogKey>, String> {
+    fn load(self) -> std::result::Result<TrustedRoot, Invalid> {
+        let logs = |logs: Vec<LogJson>, what: &str| {
             logs.into_iter()
-                .filter_map(|l| {
-                    let raw = l.public_key.raw_bytes.as_ref()?;
-                    Some((|| {
-                        let der = B64
-                            .decode(raw)
-                            .map_err(|_| format!("{what} key is not base64"))?;
-                        let key_id = B64
-                            .decode(&l.log_id.key_id)
-                            .map_err(|_| format!("{what} log id is not base64"))?;
-                        if key_id != sha2::Sha256::digest(&der).as_slice() {
-                            return Err(format!("{what} log id is not the SHA-256 of its key"));
-                        }
-                        Ok(LogKey {
-                            key_id,
-                            key: PublicKey::from_spki_der(&der)
-                                .map_err(|e| format!("{what} key: {e}"))?,
-                            valid: window(&l.public_key.valid_for)?,
-                        })
-                    })())
-                })
-                .collect()
+                .filter_map(|l| l.load(what))
+                .collect::<std::result::Result<Vec<_>, _>>()
         };
         let authorities = self
             .certificate_authorities
@@ -255,9 +263,10 @@ impl RootJson {
                     .certificates
                     .iter()
                     .map(|c| {
-                        B64.decode(&c.raw_bytes)
-                            .map_err(|_| "a CA certificate is not base64".to_string())
-                            .and_then(Cert::from_der)
+                        let der = B64
+                            .decode(&c.raw_bytes)
+                            .map_err(|_| Invalid("a CA certificate is not base64".into()))?;
+                        Cert::from_der(der).map_err(|e| Invalid(e.to_string()))
                     })
                     .collect::<std::result::Result<Vec<_>, _>>()?;
                 Ok(Authority {
@@ -265,7 +274,7 @@ impl RootJson {
                     valid: window(&a.valid_for)?,
                 })
             })
-            .collect::<std::result::Result<Vec<_>, String>>()?;
+            .collect::<std::result::Result<Vec<_>, Invalid>>()?;
         Ok(TrustedRoot {
             tlogs: logs(self.tlogs, "transparency log")?,
             ctlogs: logs(self.ctlogs, "CT log")?,

@@ -11,9 +11,10 @@
 use base64::Engine as _;
 
 use super::bundle::{Bundle, TlogEntry};
-use super::cert::{pem_blocks, Cert};
+use super::cert::{pem_certificate, Cert};
 use super::log;
 use super::trust::TrustedRoot;
+use crate::signing::refusal::Refusal;
 use sha2::Digest as _;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -85,79 +86,47 @@ pub fn verify(
     artifact_digest: &[u8; 32],
     root: &TrustedRoot,
     policy: &Policy,
-) -> Result<Signed, String> {
-    let leaf_b64 = bundle
-        .leaf_certificate()
-        .ok_or("the bundle has no certificate (a key signature: verify it with --key)")?;
+) -> Result<Signed, Refusal> {
+    let leaf_b64 = bundle.leaf_certificate().ok_or(Refusal::NoCertificate)?;
     let leaf = Cert::from_der(
         B64.decode(leaf_b64)
-            .map_err(|_| "the certificate is not base64")?,
+            .map_err(|_| Refusal::CertificateNotBase64)?,
     )?;
-
-    // The transparency log: SET first, since its time is the signing time we trust.
-    let entry = bundle
-        .verification_material
-        .tlog_entries
-        .first()
-        .ok_or("the bundle has no transparency log entry")?;
-    let key_id = B64
-        .decode(&entry.log_id.key_id)
-        .map_err(|_| "the log id is not base64")?;
-    let tlog = root
-        .tlog(&key_id)
-        .ok_or("the bundle's transparency log is not in the trusted root")?;
-    log::verify_set(entry, tlog)?;
+    // The transparency log first, since its time is the signing time we trust.
+    let entry = verify_log_entry(bundle, root)?;
     let time = entry.integrated_time.0;
-    if !tlog.valid.contains(time) {
-        return Err("the transparency log key was not valid at the entry's time".into());
-    }
-    log::verify_inclusion(entry, tlog)?;
-
-    // The certificate: chain, validity at the log's time, SCT, usage.
-    let issuer = verify_chain(&leaf, root, time)?;
-    let (not_before, not_after) = leaf.validity();
-    if time < not_before as i64 || time > not_after as i64 {
-        return Err("the log entry was made outside the certificate's validity".into());
-    }
-    verify_sct(&leaf, issuer, root)?;
-    if !leaf.allows_code_signing() {
-        return Err("the certificate does not allow code signing".into());
-    }
+    verify_certificate(&leaf, root, time)?;
 
     // The signature and what the log recorded.
     let sig = B64
         .decode(&bundle.message_signature.signature)
-        .map_err(|_| "the signature is not base64")?;
+        .map_err(|_| Refusal::SignatureNotBase64)?;
     if let Some(d) = &bundle.message_signature.message_digest {
         if d.algorithm != "SHA2_256"
             || B64.decode(&d.digest).ok().as_deref() != Some(&artifact_digest[..])
         {
-            return Err(
-                "the signature is of another artifact than the one the registry serves".into(),
-            );
+            return Err(Refusal::AnotherArtifact);
         }
     }
     check_entry_body(entry, artifact_digest, &sig, &leaf.der)?;
     leaf.public_key()?
         .verify_prehash(artifact_digest, &sig)
-        .map_err(|_| "the signature does not verify with the certificate's key")?;
+        .map_err(|_| Refusal::BadArtifactSignature)?;
 
     // Who signed.
-    let identity = leaf.identity().ok_or("the certificate names no identity")?;
-    let oidc_issuer = leaf
-        .oidc_issuer()
-        .ok_or("the certificate names no OIDC issuer")?;
+    let identity = leaf.identity().ok_or(Refusal::NoIdentity)?;
+    let oidc_issuer = leaf.oidc_issuer().ok_or(Refusal::NoIssuer)?;
     if !policy.identity.matches(&identity) {
-        return Err(format!(
-            "signed by `{identity}`, not {}",
-            policy.identity.describe()
-        ));
+        return Err(Refusal::WrongIdentity {
+            identity,
+            wanted: policy.identity.describe(),
+        });
     }
     if !policy.issuer.matches(&oidc_issuer) {
-        return Err(format!(
-            "identity issued by `{oidc_issuer}`, not {}",
-            policy.issuer.describe()
-        ));
+        return Err(Refusal::WrongIssuer {
+            issuer: oidc_issuer,
+            wanted: policy.issuer.describe(),
+        });
     }
     Ok(Signed {
         identity,
@@ -167,10 +136,44 @@ pub fn verify(
     })
 }
 
+/// The bundle's log entry, with its SET checked (its time is the signing time), the log
+/// key valid at that time, and its inclusion proof and checkpoint checked.
+fn verify_log_entry<'b>(bundle: &'b Bundle, root: &TrustedRoot) -> Result<&'b TlogEntry, Refusal> {
+    let entry = bundle
+        .verification_material
+        .tlog_entries
+        .first()
+        .ok_or(Refusal::NoLogEntry)?;
+    let key_id = B64
+        .decode(&entry.log_id.key_id)
+        .map_err(|_| Refusal::LogIdNotBase64)?;
+    let tlog = root.tlog(&key_id).ok_or(Refusal::UnknownLog)?;
+    log::verify_set(entry, tlog)?;
+    if !tlog.valid.contains(entry.integrated_time.0) {
+        return Err(Refusal::LogKeyNotValidThen);
+    }
+    log::verify_inclusion(entry, tlog)?;
+    Ok(entry)
+}
+
+/// The certificate at the signing time `time`: its chain, its validity, its SCT, its usage.
+fn verify_certificate(leaf: &Cert, root: &TrustedRoot, time: i64) -> Result<(), Refusal> {
+    let issuer = verify_chain(leaf, root, time)?;
+    let (not_before, not_after) = leaf.validity();
+    if time < not_before as i64 || time > not_after as i64 {
+        return Err(Refusal::OutsideCertificateValidity);
+    }
+    verify_sct(leaf, issuer, root)?;
+    if !leaf.allows_code_signing() {
+        return Err(Refusal::NotForCodeSigning);
+    }
+    Ok(())
+}
+
 /// Finds the authority whose chain issued `leaf` and checks every link; returns the
 /// leaf's issuer certificate.
-fn verify_chain<'a>(leaf: &Cert, root: &'a TrustedRoot, time: i64) -> Result<&'a Cert, String> {
-    let mut reason = "no trusted certificate authority issued the certificate".to_string();
+fn verify_chain<'a>(leaf: &Cert, root: &'a TrustedRoot, time: i64) -> Result<&'a Cert, Refusal> {
+    let mut reason = Refusal::NoTrustedAuthority;
     for ca in &root.authorities {
         let Some(first) = ca.chain.first() else {
             continue;
@@ -179,7 +182,7 @@ fn verify_chain<'a>(leaf: &Cert, root: &'a TrustedRoot, time: i64) -> Result<&'a
             continue;
         }
         if !ca.valid.contains(time) {
-            reason = "the certificate authority was not valid at the signing time".into();
+            reason = Refusal::AuthorityNotValidThen;
             continue;
         }
         let linked = std::iter::once(leaf)
@@ -187,15 +190,15 @@ fn verify_chain<'a>(leaf: &Cert, root: &'a TrustedRoot, time: i64) -> Result<&'a
             .zip(ca.chain.iter().chain(ca.chain.last()))
             .try_for_each(|(child, parent)| {
                 if child.issuer_der() != parent.subject_der() {
-                    return Err("the certificate chain is broken".to_string());
+                    return Err(Refusal::BrokenChain);
                 }
                 let (nb, na) = parent.validity();
                 if time < nb as i64 || time > na as i64 {
-                    return Err("a CA certificate was not valid at the signing time".to_string());
+                    return Err(Refusal::CaCertificateNotValidThen);
                 }
-                child.verify_signed_by(&parent.public_key()?).map_err(|_| {
-                    "a certificate's signature does not verify with its issuer's key".to_string()
-                })
+                child
+                    .verify_signed_by(&parent.public_key()?)
+                    .map_err(|_| Refusal::BadCertificateSignature)
             });
         match linked {
             Ok(()) => return Ok(first),
@@ -206,10 +209,10 @@ fn verify_chain<'a>(leaf: &Cert, root: &'a TrustedRoot, time: i64) -> Result<&'a
 }
 
 /// Checks that a trusted CT log signed one of the leaf's embedded SCTs.
-fn verify_sct(leaf: &Cert, issuer: &Cert, root: &TrustedRoot) -> Result<(), String> {
+fn verify_sct(leaf: &Cert, issuer: &Cert, root: &TrustedRoot) -> Result<(), Refusal> {
     let (scts, tbs) = leaf.embedded_scts()?;
     if scts.is_empty() {
-        return Err("the certificate has no signed certificate timestamp".into());
+        return Err(Refusal::NoSct);
     }
     let issuer_key_hash = sha2::Sha256::digest(issuer.spki_der());
     for sct in &scts {
@@ -230,7 +233,7 @@ fn verify_sct(leaf: &Cert, issuer: &Cert, root: &TrustedRoot) -> Result<(), Stri
             return Ok(());
         }
     }
-    Err("no signed certificate timestamp verifies with a trusted CT log".into())
+    Err(Refusal::BadSct)
 }
 
 /// The log entry must record this artifact, this signature and this certificate.
@@ -239,22 +242,19 @@ fn check_entry_body(
     artifact_digest: &[u8],
     sig: &[u8],
     leaf_der: &[u8],
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     if entry.kind_version.kind != "hashedrekord" {
-        return Err(format!(
-            "the log entry is a {}, not a hashedrekord",
-            entry.kind_version.kind
-        ));
+        return Err(Refusal::NotAHashedRekord(entry.kind_version.kind.clone()));
     }
     let body: serde_json::Value = B64
         .decode(&entry.canonicalized_body)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or("the log entry body is not JSON")?;
+        .ok_or(Refusal::BodyNotJson)?;
     let spec = &body["spec"];
     let hash = spec["data"]["hash"]["value"].as_str().unwrap_or_default();
     if spec["data"]["hash"]["algorithm"] != "sha256" || hash != hex::encode(artifact_digest) {
-        return Err("the log entry is for another artifact".into());
+        return Err(Refusal::EntryForAnotherArtifact);
     }
     if B64
         .decode(spec["signature"]["content"].as_str().unwrap_or_default())
@@ -262,15 +262,15 @@ fn check_entry_body(
         .as_deref()
         != Some(sig)
     {
-        return Err("the log entry records another signature".into());
+        return Err(Refusal::EntryWithAnotherSignature);
     }
     let pem = spec["signature"]["publicKey"]["content"]
         .as_str()
         .and_then(|c| B64.decode(c).ok())
         .and_then(|p| String::from_utf8(p).ok())
         .unwrap_or_default();
-    if pem_blocks(&pem, "CERTIFICATE").first().map(Vec::as_slice) != Some(leaf_der) {
-        return Err("the log entry records another certificate".into());
+    if pem_certificate(&pem).as_deref() != Some(leaf_der) {
+        return Err(Refusal::EntryWithAnotherCertificate);
     }
     Ok(())
 }
