@@ -290,12 +290,19 @@ fn first_element(der: &[u8]) -> Option<&[u8]> {
     reader.tlv_bytes().ok()
 }
 
-/// The DER of a PEM `CERTIFICATE`.
+/// The DER of a PEM `CERTIFICATE`: strict RFC 7468 first, else its lax form (any
+/// whitespace inside the base64, as Sigstore's own test Fulcio writes it on one line).
 pub fn pem_certificate(text: &str) -> Option<Vec<u8>> {
-    match pem_rfc7468::decode_vec(text.trim().as_bytes()) {
-        Ok(("CERTIFICATE", der)) => Some(der),
-        _ => None,
+    use base64::Engine as _;
+    if let Ok(("CERTIFICATE", der)) = pem_rfc7468::decode_vec(text.trim().as_bytes()) {
+        return Some(der);
     }
+    let body = text
+        .trim()
+        .strip_prefix("-----BEGIN CERTIFICATE-----")?
+        .strip_suffix("-----END CERTIFICATE-----")?;
+    let b64: String = body.split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }
 
 /// A certificate as PEM with 64-column lines and a final newline, as Go (and so Rekor)
@@ -316,6 +323,11 @@ mod tests {
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\nMAYwAQACAQU=\n"));
         assert!(pem.ends_with("-----END CERTIFICATE-----\n"), "{pem}");
         assert_eq!(pem_certificate(&pem), Some(der.clone()));
+        let one_line = "-----BEGIN CERTIFICATE-----\nMAYwAQACAQU=\n-----END CERTIFICATE-----\n";
+        assert_eq!(pem_certificate(one_line), Some(der.clone()));
+        let long = certificate_pem(&[7u8; 100]);
+        let unwrapped = long.replacen("\n", "\r\n", 2).replace("\n\r", "");
+        assert_eq!(pem_certificate(&unwrapped), Some(vec![7u8; 100]));
         assert_eq!(
             pem_certificate(&pem.replace("CERTIFICATE", "PUBLIC KEY")),
             None
