@@ -58,20 +58,20 @@ fn github_source() -> Option<String> {
 /// Turns a remote URL into a browsable https URL without credentials:
 /// `git@github.com:acme/app.git` → `https://github.com/acme/app`.
 pub fn public_url(remote: &str) -> Option<String> {
-    let remote = remote.trim();
-    let (host, path) = if let Some(rest) = remote.strip_prefix("git@") {
-        rest.split_once(':')?
-    } else if let Some((scheme, rest)) = remote.split_once("://") {
-        if !matches!(scheme, "https" | "http" | "ssh" | "git") {
-            return None;
-        }
-        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-        let (host, path) = rest.split_once('/')?;
-        (host.rsplit_once(':').map_or(host, |(h, _)| h), path)
-    } else {
+    use gix::url::Scheme;
+    let url = gix::url::parse(remote.trim().as_bytes()).ok()?;
+    if !matches!(
+        url.scheme,
+        Scheme::Https | Scheme::Http | Scheme::Ssh | Scheme::Git
+    ) {
         return None;
-    };
-    let path = path.trim_end_matches('/').trim_end_matches(".git");
+    }
+    let host = url.host()?;
+    let path = url.path.to_string();
+    let path = path
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .trim_end_matches(".git");
     Some(format!("https://{host}/{path}"))
 }
 

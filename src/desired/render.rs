@@ -41,18 +41,14 @@ pub struct RenderOptions {
 /// name always give the same id, so rendering stays reproducible.
 pub fn derived_id(app_id: &str, name: &str) -> String {
     let h = Digest::of(format!("margo-gitops deployment {app_id}/{name}").as_bytes());
-    let mut b = hex::decode(h.hex()).expect("hex");
-    b[6] = (b[6] & 0x0f) | 0x80;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let x = hex::encode(&b[..16]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
+    let bytes: [u8; 16] = hex::decode(&h.hex()[..32])
+        .expect("hex")
+        .try_into()
+        .expect("16 bytes");
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// The app's id, name and version, from its `margo.yaml` when the source has one.
@@ -212,6 +208,11 @@ mod tests {
     fn ids_are_uuids_and_stable() {
         let a = derived_id("poc-app", "site-1");
         assert!(crate::margo::validate::is_uuid(&a), "{a}");
+        // The same bytes as before `uuid` was used: published ids do not change.
+        assert_eq!(
+            derived_id("app", "site"),
+            "9a30db2b-fc9a-8dac-ab8a-90e9e29a7016"
+        );
         assert_eq!(a, derived_id("poc-app", "site-1"));
         assert_ne!(a, derived_id("poc-app", "site-2"));
     }

@@ -6,6 +6,7 @@
 
 use octocrab::models::CommentId;
 use octocrab::Octocrab;
+use secrecy::ExposeSecret as _;
 
 use crate::error::{Error, Result};
 use crate::oci::credentials::Secret;
@@ -37,7 +38,7 @@ impl GitHub {
         let client = Octocrab::builder()
             .base_uri(api_url)
             .map_err(|e| Error::Usage(format!("GITHUB_API_URL `{api_url}`: {e}")))?
-            .personal_token(token.expose().to_string())
+            .personal_token(token.expose_secret().to_string())
             .build()
             .map_err(|e| Error::service("GitHub API", e.to_string()))?;
         Ok(GitHub {

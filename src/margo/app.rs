@@ -138,27 +138,7 @@ pub fn valid_app_id(id: &str) -> bool {
 
 /// SemVer 2.0: `MAJOR.MINOR.PATCH[-pre][+build]`, numbers without leading zeros, no `v`.
 pub fn is_semver(v: &str) -> bool {
-    let (core_pre, build) = match v.split_once('+') {
-        Some((c, b)) => (c, Some(b)),
-        None => (v, None),
-    };
-    let (core, pre) = match core_pre.split_once('-') {
-        Some((c, p)) => (c, Some(p)),
-        None => (core_pre, None),
-    };
-    let numeric = |s: &str| {
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
-    };
-    let ident =
-        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts.iter().all(|p| numeric(p))
-        && pre.is_none_or(|p| {
-            p.split('.')
-                .all(|i| ident(i) && (!i.bytes().all(|b| b.is_ascii_digit()) || numeric(i)))
-        })
-        && build.is_none_or(|b| b.split('.').all(ident))
+    semver::Version::parse(v).is_ok()
 }
 
 #[cfg(test)]

@@ -117,14 +117,9 @@ pub fn validate_files(files: &[PathBuf]) -> Vec<Report> {
         .collect()
 }
 
-/// `8-4-4-4-12` hex digits.
+/// A UUID in its hyphenated `8-4-4-4-12` form (the only form Margo documents use).
 pub fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+    s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
 }
 
 /// A component or deployment name: lower-case letters, digits and dashes, 1 to 63.

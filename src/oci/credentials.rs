@@ -17,32 +17,32 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-/// A password or token. Its `Debug` is redacted and it has no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+use secrecy::ExposeSecret as _;
+/// A password or token: `secrecy`'s string, whose `Debug` is redacted, which has no
+/// `Display`, and whose memory is zeroed when dropped.
+pub use secrecy::SecretString as Secret;
 
 /// How to authenticate to one registry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Credential {
     Anonymous,
     Basic { username: String, password: Secret },
+}
+
+impl PartialEq for Credential {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Credential::Anonymous, Credential::Anonymous) => true,
+            (
+                Credential::Basic { username, password },
+                Credential::Basic {
+                    username: u,
+                    password: p,
+                },
+            ) => username == u && password.expose_secret() == p.expose_secret(),
+            _ => false,
+        }
+    }
 }
 
 /// Where a credential came from, for messages (never the credential itself).
@@ -139,7 +139,7 @@ fn resolve_with(
                 return Ok((
                     Credential::Basic {
                         username,
-                        password: Secret(token),
+                        password: Secret::from(token),
                     },
                     Origin::GithubToken,
                 ));
@@ -222,13 +222,13 @@ fn decode_entry(entry: &AuthEntry, path: &Path) -> Result<Option<Credential>> {
         let (u, p) = text.split_once(':').ok_or_else(bad)?;
         return Ok(Some(Credential::Basic {
             username: u.to_string(),
-            password: Secret(p.to_string()),
+            password: Secret::from(p),
         }));
     }
     if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
         return Ok(Some(Credential::Basic {
             username: u.clone(),
-            password: Secret(p.clone()),
+            password: Secret::from(p.as_str()),
         }));
     }
     Ok(None)
@@ -274,7 +274,7 @@ fn call_helper(helper: &str, registry: &str) -> Result<(Credential, Origin)> {
     Ok((
         Credential::Basic {
             username: answer.username,
-            password: Secret(answer.secret),
+            password: Secret::from(answer.secret),
         },
         origin,
     ))
@@ -288,7 +288,7 @@ mod tests {
     fn debug_never_shows_the_password() {
         let c = Credential::Basic {
             username: "alice".into(),
-            password: Secret::new("hunter2"),
+            password: Secret::from("hunter2"),
         };
         let shown = format!("{c:?}");
         assert!(shown.contains("alice"));
@@ -311,7 +311,7 @@ mod tests {
             cred,
             Credential::Basic {
                 username: "octocat".into(),
-                password: Secret::new("ghs_token")
+                password: Secret::from("ghs_token")
             }
         );
         let (cred, _) = resolve_with("quay.io", &Explicit::default(), &env).unwrap();
@@ -358,7 +358,7 @@ mod tests {
             cred,
             Credential::Basic {
                 username: "bob".into(),
-                password: Secret::new("s3cret")
+                password: Secret::from("s3cret")
             }
         );
         assert!(from_docker_config(&path, "other.example")

@@ -6,6 +6,7 @@
 //! translation of registry failures into errors that say what to do. Credentials are
 //! resolved by [`crate::oci::credentials`] and never appear in an error.
 
+use secrecy::ExposeSecret as _;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -16,7 +17,6 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{ImageIndexEntry, OciDescriptor};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
-use tokio::io::AsyncReadExt as _;
 
 use crate::error::{Error, Result};
 use crate::oci::credentials::{self, Credential, Origin};
@@ -48,7 +48,7 @@ impl RegistryStore {
         let auth = match credential {
             Credential::Anonymous => RegistryAuth::Anonymous,
             Credential::Basic { username, password } => {
-                RegistryAuth::Basic(username, password.expose().to_string())
+                RegistryAuth::Basic(username, password.expose_secret().to_string())
             }
         };
         let mut extra_root_certificates = Vec::new();
@@ -230,28 +230,15 @@ impl RegistryStore {
             .map_err(Error::io("open", file))?;
         let progress = progress.clone();
         let what = file.display().to_string();
-        let stream = futures_util::stream::unfold(Some(f), move |state| {
-            let progress = progress.clone();
-            let what = what.clone();
-            async move {
-                let mut f = state?;
-                let mut buf = vec![0u8; CHUNK];
-                match f.read(&mut buf).await {
-                    Ok(0) => None,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        progress.advance(n as u64);
-                        Some((Ok(bytes::Bytes::from(buf)), Some(f)))
-                    }
-                    Err(e) => Some((
-                        Err(OciDistributionError::IoError(std::io::Error::new(
-                            e.kind(),
-                            format!("reading {what}: {e}"),
-                        ))),
-                        None,
-                    )),
-                }
-            }
+        let stream = tokio_util::io::ReaderStream::with_capacity(f, CHUNK).map(move |chunk| {
+            chunk
+                .inspect(|c| progress.advance(c.len() as u64))
+                .map_err(|e| {
+                    OciDistributionError::IoError(std::io::Error::new(
+                        e.kind(),
+                        format!("reading {what}: {e}"),
+                    ))
+                })
         });
         self.client
             .push_blob_stream(&self.reference(None), stream, digest.as_str(), Some(size))

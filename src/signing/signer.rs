@@ -269,12 +269,12 @@ mod tests {
         let opts = SignOptions {
             mode: SignMode::Keyless,
             tokens: TokenSource {
-                explicit: Some(crate::oci::credentials::Secret::new(
+                explicit: Some(crate::oci::credentials::Secret::from(
                     "eyJhbGciOiJFUzI1NiJ9.e30.c2ln",
                 )),
                 actions: Some((
                     "http://127.0.0.1/token".into(),
-                    crate::oci::credentials::Secret::new("request-token-xyz"),
+                    crate::oci::credentials::Secret::from("request-token-xyz"),
                 )),
                 mask_in_actions: false,
             },

@@ -376,7 +376,7 @@ pub struct SigningArgs {
 }
 
 fn parse_secret(s: &str) -> margo_gitops::Result<Secret> {
-    Ok(Secret::new(s))
+    Ok(Secret::from(s))
 }
 
 fn parse_platform(s: &str) -> margo_gitops::Result<Platform> {

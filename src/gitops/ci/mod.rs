@@ -69,7 +69,7 @@ impl Actions {
             server_url: var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into()),
             output: var("GITHUB_OUTPUT").map(PathBuf::from),
             summary: var("GITHUB_STEP_SUMMARY").map(PathBuf::from),
-            token: token.or_else(|| var("GITHUB_TOKEN").map(Secret::new)),
+            token: token.or_else(|| var("GITHUB_TOKEN").map(Secret::from)),
         })
     }
 

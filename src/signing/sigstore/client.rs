@@ -7,6 +7,7 @@
 //! `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, audience `sigstore`). Tokens are [`Secret`]s: they go
 //! to Fulcio and nowhere else. The ephemeral key lives in memory for one signature.
 
+use secrecy::ExposeSecret as _;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -44,9 +45,9 @@ impl TokenSource {
     pub fn from_env(explicit: Option<Secret>) -> TokenSource {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         TokenSource {
-            explicit: explicit.or_else(|| var("SIGSTORE_ID_TOKEN").map(Secret::new)),
+            explicit: explicit.or_else(|| var("SIGSTORE_ID_TOKEN").map(Secret::from)),
             actions: var("ACTIONS_ID_TOKEN_REQUEST_URL")
-                .zip(var("ACTIONS_ID_TOKEN_REQUEST_TOKEN").map(Secret::new)),
+                .zip(var("ACTIONS_ID_TOKEN_REQUEST_TOKEN").map(Secret::from)),
             mask_in_actions: false,
         }
     }
@@ -71,7 +72,7 @@ impl TokenSource {
         let sep = if url.contains('?') { '&' } else { '?' };
         let resp = http
             .get(format!("{url}{sep}audience=sigstore"))
-            .bearer_auth(request_token.expose())
+            .bearer_auth(request_token.expose_secret())
             .send()
             .await
             // The endpoint's URL may carry a token in its query: errors do not show it.
@@ -94,7 +95,7 @@ impl TokenSource {
             // The runner's own protocol: it hides the value from the log from now on.
             println!("::add-mask::{}", a.value);
         }
-        Ok(Secret::new(a.value))
+        Ok(Secret::from(a.value))
     }
 }
 
@@ -109,7 +110,7 @@ struct Claims {
 
 fn claims(token: &Secret) -> Result<Claims> {
     let bad = || Error::Usage("the identity token is not a JWT".into());
-    let payload = token.expose().split('.').nth(1).ok_or_else(bad)?;
+    let payload = token.expose_secret().split('.').nth(1).ok_or_else(bad)?;
     let json = B64URL
         .decode(payload.trim_end_matches('='))
         .map_err(|_| bad())?;
@@ -211,7 +212,7 @@ async fn signing_certificate(
 ) -> Result<Vec<Vec<u8>>> {
     let service = format!("Fulcio {url}");
     let request = serde_json::json!({
-        "credentials": {"oidcIdentityToken": token.expose()},
+        "credentials": {"oidcIdentityToken": token.expose_secret()},
         "publicKeyRequest": {
             "publicKey": {"algorithm": "ECDSA", "content": public_pem},
             "proofOfPossession": B64.encode(proof),

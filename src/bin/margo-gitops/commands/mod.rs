@@ -69,7 +69,7 @@ fn connect(args: &RegistryArgs) -> anyhow::Result<Connect> {
             !s.is_empty(),
             margo_gitops::Error::Usage("--password-stdin read an empty password".into())
         );
-        Some(Secret::new(s))
+        Some(Secret::from(s))
     } else {
         None
     };
