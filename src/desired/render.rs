@@ -123,23 +123,6 @@ pub fn render(
 ) -> Result<Vec<Rendered>> {
     let app = app_context(source, config, package)?;
     let app_id = app["id"].clone();
-    let deployments: Vec<Deployment> =
-        if !opts.values.is_empty() || opts.name.is_some() || config.deployments.is_empty() {
-            vec![Deployment {
-                name: opts.name.clone().unwrap_or_else(|| app_id.clone()),
-                values: if opts.values.is_empty() {
-                    config.default_values.clone()
-                } else {
-                    opts.values
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect()
-                },
-                ..Default::default()
-            }]
-        } else {
-            config.deployments.clone()
-        };
     let git_ctx = git.map(|g| {
         serde_json::json!({
             "commit": g.commit,
@@ -152,26 +135,8 @@ pub fn render(
     });
     let mut templates = Templates::new();
     let mut out = Vec::new();
-    for d in deployments {
-        let chosen = opts
-            .template
-            .clone()
-            .or_else(|| d.template.clone())
-            .or_else(|| config.template.clone())
-            .unwrap_or_else(|| "margo".into());
-        let name = match BUILTIN.iter().find(|(n, _, _)| *n == chosen) {
-            Some((_, file, text)) => {
-                templates.add(file, text.to_string())?;
-                file.to_string()
-            }
-            None => {
-                let path = PathBuf::from(&chosen);
-                let text = source.read_text(&path)?;
-                let name = source.describe(&path);
-                templates.add(&name, text)?;
-                name
-            }
-        };
+    for d in deployments(config, opts, &app_id) {
+        let name = template(&mut templates, source, config, opts, &d)?;
         let files: Vec<PathBuf> = d.values.iter().map(PathBuf::from).collect();
         let values = load_values(source, &files)?;
         let id = d.id.clone().unwrap_or_else(|| derived_id(&app_id, &d.name));
@@ -198,6 +163,52 @@ pub fn render(
         });
     }
     Ok(out)
+}
+
+/// The deployments to render: the config's, or the one the command line (or the
+/// environment) describes when it names values or a name, or the config has none.
+fn deployments(config: &Config, opts: &RenderOptions, app_id: &str) -> Vec<Deployment> {
+    if opts.values.is_empty() && opts.name.is_none() && !config.deployments.is_empty() {
+        return config.deployments.clone();
+    }
+    vec![Deployment {
+        name: opts.name.clone().unwrap_or_else(|| app_id.to_string()),
+        values: if opts.values.is_empty() {
+            config.default_values.clone()
+        } else {
+            opts.values
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect()
+        },
+        ..Default::default()
+    }]
+}
+
+/// Adds the template deployment `d` uses (the flag's, its own, the config's, else
+/// `margo`) to `templates`; returns its name.
+fn template(
+    templates: &mut Templates,
+    source: &Source,
+    config: &Config,
+    opts: &RenderOptions,
+    d: &Deployment,
+) -> Result<String> {
+    let chosen = opts
+        .template
+        .clone()
+        .or_else(|| d.template.clone())
+        .or_else(|| config.template.clone())
+        .unwrap_or_else(|| "margo".into());
+    if let Some((_, file, text)) = BUILTIN.iter().find(|(n, _, _)| *n == chosen) {
+        templates.add(file, text.to_string())?;
+        return Ok(file.to_string());
+    }
+    let path = PathBuf::from(&chosen);
+    let text = source.read_text(&path)?;
+    let name = source.describe(&path);
+    templates.add(&name, text)?;
+    Ok(name)
 }
 
 #[cfg(test)]

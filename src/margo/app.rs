@@ -80,31 +80,7 @@ pub fn load(app_dir: &Path) -> Result<Option<AppDescription>> {
         ));
     }
     let app = &doc["metadata"]["catalog"]["application"];
-    let mut resources = Vec::new();
-    for key in RESOURCE_FIELDS {
-        if let Some(file) = app[key].as_str() {
-            let rel = safe_relative(app_dir, Path::new(file)).map_err(|why| {
-                Error::invalid_file(
-                    &path,
-                    line_of(&text, key),
-                    format!("`metadata.catalog.application.{key}`: {why}"),
-                )
-            })?;
-            if !app_dir.join(&rel).is_file() {
-                return Err(Error::invalid_file(
-                    &path,
-                    line_of(&text, key),
-                    format!(
-                        "`metadata.catalog.application.{key}` names `{file}`, which does not exist"
-                    ),
-                ));
-            }
-            resources.push(Resource {
-                field: format!("metadata.catalog.application.{key}"),
-                path: rel,
-            });
-        }
-    }
+    let resources = resources(app_dir, &path, &text, app)?;
     let authors = doc["metadata"]["catalog"]["author"]
         .as_sequence()
         .map(|s| {
@@ -125,6 +101,30 @@ pub fn load(app_dir: &Path) -> Result<Option<AppDescription>> {
         authors,
         resources,
     }))
+}
+
+/// The resource files `metadata.catalog.application` names, each checked to exist in the
+/// app folder (and not to leave it).
+fn resources(app_dir: &Path, path: &Path, text: &str, app: &Value) -> Result<Vec<Resource>> {
+    let mut resources = Vec::new();
+    for key in RESOURCE_FIELDS {
+        let Some(file) = app[key].as_str() else {
+            continue;
+        };
+        let field = format!("metadata.catalog.application.{key}");
+        let rel = safe_relative(app_dir, Path::new(file)).map_err(|why| {
+            Error::invalid_file(path, line_of(text, key), format!("`{field}`: {why}"))
+        })?;
+        if !app_dir.join(&rel).is_file() {
+            return Err(Error::invalid_file(
+                path,
+                line_of(text, key),
+                format!("`{field}` names `{file}`, which does not exist"),
+            ));
+        }
+        resources.push(Resource { field, path: rel });
+    }
+    Ok(resources)
 }
 
 /// Margo's application id pattern: `^[-a-z0-9]{1,200}$`.

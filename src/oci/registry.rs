@@ -126,31 +126,7 @@ impl RegistryStore {
         match &e {
             OciDistributionError::RegistryError { envelope, .. } => {
                 let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|x| &x.code).collect();
-                if codes.iter().any(|c| {
-                    matches!(
-                        c,
-                        OciErrorCode::ManifestUnknown
-                            | OciErrorCode::NameUnknown
-                            | OciErrorCode::BlobUnknown
-                            | OciErrorCode::NotFound
-                    )
-                }) {
-                    return Error::NotFound {
-                        what: format!("{what} in {registry}/{}", self.repository),
-                        hint: None,
-                    };
-                }
-                if codes
-                    .iter()
-                    .any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied))
-                {
-                    return denied();
-                }
-                Error::Registry {
-                    registry,
-                    message: format!("{what}: {}", envelope_text(&e)),
-                    hint: None,
-                }
+                self.envelope_error(&codes, what, &e).unwrap_or_else(denied)
             }
             OciDistributionError::UnauthorizedError { .. }
             | OciDistributionError::AuthenticationFailure(_) => denied(),
@@ -201,6 +177,41 @@ impl RegistryStore {
                 hint: None,
             },
         }
+    }
+
+    /// A registry's error envelope as an error; `None` when it says access was denied.
+    fn envelope_error(
+        &self,
+        codes: &[&OciErrorCode],
+        what: &str,
+        e: &OciDistributionError,
+    ) -> Option<Error> {
+        let not_found = |c: &&OciErrorCode| {
+            matches!(
+                c,
+                OciErrorCode::ManifestUnknown
+                    | OciErrorCode::NameUnknown
+                    | OciErrorCode::BlobUnknown
+                    | OciErrorCode::NotFound
+            )
+        };
+        if codes.iter().any(not_found) {
+            return Some(Error::NotFound {
+                what: format!("{what} in {}/{}", self.registry, self.repository),
+                hint: None,
+            });
+        }
+        if codes
+            .iter()
+            .any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied))
+        {
+            return None;
+        }
+        Some(Error::Registry {
+            registry: self.registry.clone(),
+            message: format!("{what}: {}", envelope_text(e)),
+            hint: None,
+        })
     }
 
     fn read_error(&self, what: &str, e: &dyn std::fmt::Display) -> Error {

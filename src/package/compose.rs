@@ -86,87 +86,21 @@ impl ComposeApp {
                 format!("not a valid compose file: {e}"),
             )
         })?;
-        let invalid = |needle: &str, message: String| {
-            Error::invalid_file(&file, line_of(&text, needle), message)
+        let mut l = Loader {
+            dir,
+            file: &file,
+            text: &text,
+            files: BTreeSet::new(),
         };
-
         if !compose.include.is_empty() {
-            return Err(invalid(
+            return Err(l.invalid(
                 "include:",
                 "`include:` is not supported in a package; merge the included files into one compose file".into(),
             ));
         }
-
-        let mut files = BTreeSet::new();
-        let mut add = |field: &str, path: &Path, required: bool| -> Result<()> {
-            let rel = safe_relative(dir, path)
-                .map_err(|why| invalid(field, format!("`{field}`: {why}")))?;
-            let full = dir.join(&rel);
-            if full.is_dir() {
-                collect_dir(dir, &rel, &mut files)
-                    .map_err(|why| invalid(field, format!("`{field}`: {why}")))?;
-            } else if full.is_file() {
-                files.insert(rel);
-            } else if required {
-                return Err(invalid(
-                    field,
-                    format!(
-                        "`{field}` names `{}`, which does not exist in {}",
-                        path.display(),
-                        dir.display()
-                    ),
-                ));
-            }
-            Ok(())
-        };
-
         let mut services = Vec::new();
         for (name, service) in &compose.services {
-            if let Some(first) = service.secrets.first() {
-                let secret = match first {
-                    ShortOrLong::Short(id) => id.to_string(),
-                    ShortOrLong::Long(l) => l.source.to_string(),
-                };
-                return Err(invalid(
-                    "secrets:",
-                    format!(
-                        "service `{name}` uses secret `{secret}`: secrets never go into a package"
-                    ),
-                )
-                .with_hint("provide secrets on the device instead"));
-            }
-            if let Some(env_file) = &service.env_file {
-                for entry in env_file.clone().into_list() {
-                    let (path, required) = match entry {
-                        ShortOrLong::Short(p) => (p, true),
-                        ShortOrLong::Long(c) => (c.path, c.required),
-                    };
-                    add("env_file", &path, required)?;
-                }
-            }
-            for volume in &service.volumes {
-                let host = match volume {
-                    ShortOrLong::Short(ShortVolume {
-                        options:
-                            Some(ShortOptions {
-                                source: VolumeSource::HostPath(h),
-                                ..
-                            }),
-                        ..
-                    }) => Some(h.as_path().to_path_buf()),
-                    ShortOrLong::Long(Mount::Bind(b)) => Some(b.source.as_path().to_path_buf()),
-                    _ => None,
-                };
-                // Absolute host paths are the device's own folders; relative ones are app files.
-                if let Some(host) = host.filter(|h| h.is_relative() && !h.starts_with("~")) {
-                    add("volumes", &host, true)?;
-                }
-            }
-            services.push(ServiceInfo {
-                name: name.to_string(),
-                image: service.image.as_ref().map(|i| i.as_str().to_string()),
-                built: service.build.is_some(),
-            });
+            services.push(l.service(name.as_str(), service)?);
         }
         if let Some((name, _)) = compose.secrets.first() {
             return Err(Error::invalid_file(
@@ -179,18 +113,16 @@ impl ComposeApp {
         for (name, config) in &compose.configs {
             if let Resource::Compose(c) = config {
                 if let compose_spec::config::Source::File(path) = &c.source {
-                    add("configs", path, true)
+                    l.add("configs", path, true)
                         .map_err(|e| e.in_context(&format!("config `{name}`")))?;
                 }
             }
         }
         services.sort_by(|a, b| a.name.cmp(&b.name));
         if services.is_empty() {
-            return Err(invalid(
-                "services",
-                "the compose file defines no services".into(),
-            ));
+            return Err(l.invalid("services", "the compose file defines no services".into()));
         }
+        let files = l.files;
         Ok(ComposeApp {
             dir: dir.to_path_buf(),
             name: compose.name.map(|n| n.to_string()),
@@ -237,6 +169,99 @@ impl ComposeApp {
         Ok(format!(
             "# Written by margo-gitops from {source}: every image is pinned by digest.\n{body}"
         ))
+    }
+}
+
+/// The checks of one compose file, and the files of the folder it uses so far.
+struct Loader<'a> {
+    dir: &'a Path,
+    file: &'a Path,
+    text: &'a str,
+    files: BTreeSet<PathBuf>,
+}
+
+impl Loader<'_> {
+    /// A check failure at the first line that mentions `needle`.
+    fn invalid(&self, needle: &str, message: String) -> Error {
+        Error::invalid_file(self.file, line_of(self.text, needle), message)
+    }
+
+    /// Adds the file or folder `path` that `field` names (checked to stay in the folder).
+    fn add(&mut self, field: &str, path: &Path, required: bool) -> Result<()> {
+        let rel = safe_relative(self.dir, path)
+            .map_err(|why| self.invalid(field, format!("`{field}`: {why}")))?;
+        let full = self.dir.join(&rel);
+        if full.is_dir() {
+            collect_dir(self.dir, &rel, &mut self.files)
+                .map_err(|why| self.invalid(field, format!("`{field}`: {why}")))?;
+        } else if full.is_file() {
+            self.files.insert(rel);
+        } else if required {
+            return Err(self.invalid(
+                field,
+                format!(
+                    "`{field}` names `{}`, which does not exist in {}",
+                    path.display(),
+                    self.dir.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a service (no secrets) and adds its env files and bind-mounted files.
+    fn service(&mut self, name: &str, service: &compose_spec::Service) -> Result<ServiceInfo> {
+        if let Some(first) = service.secrets.first() {
+            let secret = match first {
+                ShortOrLong::Short(id) => id.to_string(),
+                ShortOrLong::Long(l) => l.source.to_string(),
+            };
+            return Err(self
+                .invalid(
+                    "secrets:",
+                    format!(
+                        "service `{name}` uses secret `{secret}`: secrets never go into a package"
+                    ),
+                )
+                .with_hint("provide secrets on the device instead"));
+        }
+        if let Some(env_file) = &service.env_file {
+            for entry in env_file.clone().into_list() {
+                let (path, required) = match entry {
+                    ShortOrLong::Short(p) => (p, true),
+                    ShortOrLong::Long(c) => (c.path, c.required),
+                };
+                self.add("env_file", &path, required)?;
+            }
+        }
+        for volume in &service.volumes {
+            // Absolute host paths are the device's own folders; relative ones are app files.
+            if let Some(host) = host_path(volume).filter(|h| h.is_relative() && !h.starts_with("~"))
+            {
+                self.add("volumes", &host, true)?;
+            }
+        }
+        Ok(ServiceInfo {
+            name: name.to_string(),
+            image: service.image.as_ref().map(|i| i.as_str().to_string()),
+            built: service.build.is_some(),
+        })
+    }
+}
+
+/// The host path of a bind mount, short or long syntax.
+fn host_path(volume: &ShortOrLong<ShortVolume, Mount>) -> Option<PathBuf> {
+    match volume {
+        ShortOrLong::Short(ShortVolume {
+            options:
+                Some(ShortOptions {
+                    source: VolumeSource::HostPath(h),
+                    ..
+                }),
+            ..
+        }) => Some(h.as_path().to_path_buf()),
+        ShortOrLong::Long(Mount::Bind(b)) => Some(b.source.as_path().to_path_buf()),
+        _ => None,
     }
 }
 

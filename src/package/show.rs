@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::oci::digest::Digest;
+use crate::oci::manifest::Manifest;
 use crate::oci::media;
 use crate::oci::reference::Target;
 use crate::oci::store::{Connect, Store};
@@ -107,36 +108,7 @@ pub async fn show(reference: &str, connect: &Connect) -> Result<Shown> {
         referrers: Vec::new(),
         signatures: Vec::new(),
     };
-    if manifest.is_index() {
-        let index = manifest.index()?;
-        shown.artifact_type = index.artifact_type.clone();
-        shown.annotations = index.annotations.clone().unwrap_or_default();
-        for m in &index.manifests {
-            let mut l = layer(&m.media_type, &m.digest, m.size, m.annotations.as_ref());
-            l.platform = m
-                .platform
-                .as_ref()
-                .map(|p| format!("{}/{}", p.os, p.architecture));
-            l.artifact_type = m.artifact_type.clone();
-            shown.manifests.push(l);
-        }
-    } else {
-        let image = manifest.image()?;
-        shown.artifact_type = image.artifact_type.clone();
-        shown.annotations = image.annotations.clone().unwrap_or_default();
-        let c = &image.config;
-        shown.config = Some(layer(
-            &c.media_type,
-            &c.digest,
-            c.size,
-            c.annotations.as_ref(),
-        ));
-        shown.layers = image
-            .layers
-            .iter()
-            .map(|l| layer(&l.media_type, &l.digest, l.size, l.annotations.as_ref()))
-            .collect();
-    }
+    describe(&mut shown, &manifest)?;
     let referrers_tag = manifest.digest.dashed();
     if shown.tags.contains(&referrers_tag) {
         if let Some(index) = store.manifest(&referrers_tag).await? {
@@ -153,4 +125,39 @@ pub async fn show(reference: &str, connect: &Connect) -> Result<Shown> {
             .collect();
     }
     Ok(shown)
+}
+
+/// What the manifest itself says: an index's manifests, or an image's config and layers.
+fn describe(shown: &mut Shown, manifest: &Manifest) -> Result<()> {
+    if manifest.is_index() {
+        let index = manifest.index()?;
+        shown.artifact_type = index.artifact_type.clone();
+        shown.annotations = index.annotations.clone().unwrap_or_default();
+        for m in &index.manifests {
+            let mut l = layer(&m.media_type, &m.digest, m.size, m.annotations.as_ref());
+            l.platform = m
+                .platform
+                .as_ref()
+                .map(|p| format!("{}/{}", p.os, p.architecture));
+            l.artifact_type = m.artifact_type.clone();
+            shown.manifests.push(l);
+        }
+        return Ok(());
+    }
+    let image = manifest.image()?;
+    shown.artifact_type = image.artifact_type.clone();
+    shown.annotations = image.annotations.clone().unwrap_or_default();
+    let c = &image.config;
+    shown.config = Some(layer(
+        &c.media_type,
+        &c.digest,
+        c.size,
+        c.annotations.as_ref(),
+    ));
+    shown.layers = image
+        .layers
+        .iter()
+        .map(|l| layer(&l.media_type, &l.digest, l.size, l.annotations.as_ref()))
+        .collect();
+    Ok(())
 }

@@ -97,76 +97,110 @@ pub(super) async fn on_push(
         .and_then(|b| repo.resolve(b).ok())
         .filter(|b| repo.is_ancestor(b, &head) == Some(true));
 
-    // The package of the version HEAD names.
-    let head_source = Source::Commit {
-        repo,
-        commit: head.clone(),
-    };
-    let mut head_config = Config::load(&head_source)?;
-    let mut connect = opts.connect.clone();
-    connect.plain_http |= head_config.plain_http;
-    let (package_repo, desired_repo) = repositories(opts, &head_config, &head_source)?;
-    head_config.package_repository = Some(package_repo.clone());
-    let package_ref = pipeline::package_ref(&head_source, &head_config, None)?;
-    let target = Target::parse(&package_ref)?;
-    let tag = target.tag.clone().unwrap_or_default();
-    let existing = Store::open(&target.repo, &connect)
-        .await?
-        .resolve(&tag)
-        .await?;
-    let app = PathBuf::from(head_config.app.clone().unwrap_or_else(|| ".".into()));
-    let app_changed = match &before {
-        Some(b) => repo.entry_id(b, &app)? != repo.entry_id(&head, &app)?,
-        None => true,
-    };
-    let (package_digest, package) = match existing {
-        Some(d) if !app_changed => (d, PackageOutcome::AlreadyPublished),
-        _ => publish_package(ws, opts, &connect, &package_repo, &app).await?,
-    };
-
+    let target = Targets::at(repo, &head, opts)?;
+    let (package_digest, package) =
+        ensure_package(ws, opts, &target, before.as_deref(), &head).await?;
     // Desired state: a version per pushed commit.
-    let desired_target = Target::parse_repository(&desired_repo)?;
     let since = if backfill { None } else { before.clone() };
     let (committed, mirrored) = if since.is_none() && !backfill {
         let req = RenderRequest {
             at: Some(head.clone()),
             options: RenderOptions::default(),
-            package: Some(package_ref.clone()),
-            connect: connect.clone(),
+            package: Some(target.package_ref.clone()),
+            connect: target.connect.clone(),
         };
-        let (committed, _) = pipeline::commit(ws, &req, Some(&desired_repo)).await?;
+        let (committed, _) = pipeline::commit(ws, &req, Some(&target.desired_repo)).await?;
         (Some(committed), None)
     } else {
         let req = MirrorRequest {
-            to: desired_target.clone(),
+            to: Target::parse_repository(&target.desired_repo)?,
             branch: Some(head.clone()),
             since,
-            package_repository: Some(package_repo.clone()),
+            package_repository: Some(target.package_repo.clone()),
             skip_missing: true,
             allow_rewrite: false,
             options: RenderOptions::default(),
-            connect: connect.clone(),
+            connect: target.connect.clone(),
             source_url: Some(format!("{}/{}", actions.server_url, actions.repository)),
         };
         (None, Some(mirror::mirror(repo, &req).await?))
     };
     let version_tag = versions::version_tag(head_info.time);
-    let desired_digest = Store::open(&desired_target, &connect)
+    let desired_target = Target::parse_repository(&target.desired_repo)?;
+    let desired_digest = Store::open(&desired_target, &target.connect)
         .await?
         .resolve(&version_tag)
         .await?;
     Ok(Job::Push(Box::new(Pushed {
         backfill,
         head: head_info,
-        package_ref,
+        package_ref: target.package_ref,
         package_digest,
         package,
-        desired_repository: desired_repo,
+        desired_repository: target.desired_repo,
         version_tag,
         desired_digest,
         committed,
         mirrored,
     })))
+}
+
+/// Where the push publishes, as the head commit's config (and the action's inputs) say.
+struct Targets {
+    connect: Connect,
+    package_repo: String,
+    desired_repo: String,
+    /// The package of the version the head's `margo.yaml` names.
+    package_ref: String,
+    /// The app folder.
+    app: PathBuf,
+}
+
+impl Targets {
+    fn at(repo: &crate::git::GitRepo, head: &str, opts: &CiOptions) -> Result<Targets> {
+        let source = Source::Commit {
+            repo,
+            commit: head.to_string(),
+        };
+        let mut config = Config::load(&source)?;
+        let mut connect = opts.connect.clone();
+        connect.plain_http |= config.plain_http;
+        let (package_repo, desired_repo) = repositories(opts, &config, &source)?;
+        config.package_repository = Some(package_repo.clone());
+        Ok(Targets {
+            package_ref: pipeline::package_ref(&source, &config, None)?,
+            app: PathBuf::from(config.app.clone().unwrap_or_else(|| ".".into())),
+            connect,
+            package_repo,
+            desired_repo,
+        })
+    }
+}
+
+/// The package of the head's version: kept when it is published and the push did not
+/// change the app, else prepared and published.
+async fn ensure_package(
+    ws: &Workspace,
+    opts: &CiOptions,
+    t: &Targets,
+    before: Option<&str>,
+    head: &str,
+) -> Result<(Digest, PackageOutcome)> {
+    let repo = ws.repo("margo-gitops ci")?;
+    let target = Target::parse(&t.package_ref)?;
+    let tag = target.tag.clone().unwrap_or_default();
+    let existing = Store::open(&target.repo, &t.connect)
+        .await?
+        .resolve(&tag)
+        .await?;
+    let app_changed = match before {
+        Some(b) => repo.entry_id(b, &t.app)? != repo.entry_id(head, &t.app)?,
+        None => true,
+    };
+    match existing {
+        Some(d) if !app_changed => Ok((d, PackageOutcome::AlreadyPublished)),
+        _ => publish_package(ws, opts, &t.connect, &t.package_repo, &t.app).await,
+    }
 }
 
 /// Prepares the app (into a temporary folder) and publishes it, signed as the action says.

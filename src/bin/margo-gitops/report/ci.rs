@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use margo_gitops::desired::diff::Status;
+use margo_gitops::desired::diff::{Diff, Status};
 use margo_gitops::gitops::ci::push::{PackageOutcome, Pushed};
 use margo_gitops::gitops::ci::review::{Comparison, Review, COMMENT_MARKER};
 use margo_gitops::gitops::ci::{short, Actions};
@@ -177,48 +177,7 @@ pub fn review_comment(r: &Review) -> String {
             notes,
             base_problems,
             head_problems,
-        } => {
-            for note in notes {
-                let _ = writeln!(body, "> {note}\n");
-            }
-            if diff.is_empty() {
-                body.push_str("No change to any deployment.\n");
-            } else {
-                body.push_str("| deployment | change |\n| --- | --- |\n");
-                for dep in diff
-                    .deployments
-                    .iter()
-                    .filter(|d| d.status != Status::Unchanged)
-                {
-                    let change = match dep.status {
-                        Status::Added => "added".to_string(),
-                        Status::Removed => "removed".to_string(),
-                        _ => format!("{} field(s) changed", dep.changes.len()),
-                    };
-                    let _ = writeln!(body, "| `{}` | {change} |", dep.name);
-                }
-                let _ = write!(
-                    body,
-                    "\n<details open><summary>Changes</summary>\n\n```\n{diff}```\n</details>\n"
-                );
-            }
-            let before = problem_lines(base_problems);
-            if !before.is_empty() {
-                let _ = writeln!(
-                    body,
-                    "\nThe desired state at the base is not valid either (not this pull request's doing):\n{}",
-                    before.join("\n")
-                );
-            }
-            let invalid = problem_lines(head_problems);
-            if !invalid.is_empty() {
-                let _ = writeln!(
-                    body,
-                    "\n**The rendered desired state at the head is not valid:**\n{}",
-                    invalid.join("\n")
-                );
-            }
-        }
+        } => compared(&mut body, diff, notes, base_problems, head_problems),
         Comparison::HeadFails(e) => {
             let _ = writeln!(
                 body,
@@ -248,6 +207,56 @@ pub fn review_comment(r: &Review) -> String {
         env!("CARGO_PKG_VERSION")
     );
     body
+}
+
+/// The diff of the two sides, and the problems of each.
+fn compared(
+    body: &mut String,
+    diff: &Diff,
+    notes: &[String],
+    base_problems: &[Report],
+    head_problems: &[Report],
+) {
+    for note in notes {
+        let _ = writeln!(body, "> {note}\n");
+    }
+    if diff.is_empty() {
+        body.push_str("No change to any deployment.\n");
+    } else {
+        body.push_str("| deployment | change |\n| --- | --- |\n");
+        for dep in diff
+            .deployments
+            .iter()
+            .filter(|d| d.status != Status::Unchanged)
+        {
+            let change = match dep.status {
+                Status::Added => "added".to_string(),
+                Status::Removed => "removed".to_string(),
+                _ => format!("{} field(s) changed", dep.changes.len()),
+            };
+            let _ = writeln!(body, "| `{}` | {change} |", dep.name);
+        }
+        let _ = write!(
+            body,
+            "\n<details open><summary>Changes</summary>\n\n```\n{diff}```\n</details>\n"
+        );
+    }
+    let before = problem_lines(base_problems);
+    if !before.is_empty() {
+        let _ = writeln!(
+            body,
+            "\nThe desired state at the base is not valid either (not this pull request's doing):\n{}",
+            before.join("\n")
+        );
+    }
+    let invalid = problem_lines(head_problems);
+    if !invalid.is_empty() {
+        let _ = writeln!(
+            body,
+            "\n**The rendered desired state at the head is not valid:**\n{}",
+            invalid.join("\n")
+        );
+    }
 }
 
 /// The log line of a review and its annotations, one per problem.

@@ -1,0 +1,477 @@
+//! The rules of a Margo `ApplicationDeployment` document, both generations.
+//!
+//! Current model: top-level `id` (a UUID), profile types `compose` and `helm`, compose
+//! components by `repository` (`oci://…`) and `revision` (SemVer). The 2024 draft the seed
+//! PoC used: `metadata.annotations.id`, types `docker-compose` and `helm.v3` (accepted with
+//! a warning), compose components by `packageLocation` and `keyLocation` URLs. Unknown
+//! fields are problems too, because a misspelt field is silently ignored by a device.
+
+use crate::margo::app::{is_semver, valid_app_id};
+use crate::margo::validate::{is_component_name, join, Checker, API_VERSION, KIND};
+use crate::margo::yamltree::Node;
+use crate::oci::reference::LAYOUT_PREFIX;
+
+impl Checker<'_> {
+    /// Checks one ApplicationDeployment document.
+    pub(crate) fn deployment(&mut self, doc: &Node) {
+        if !self.mapping(doc, "", &["apiVersion", "kind", "id", "metadata", "spec"]) {
+            return;
+        }
+        if let Some(v) = self.required(doc, "", "apiVersion") {
+            if let Some(s) = self.string(v, "apiVersion") {
+                if s != API_VERSION {
+                    self.error(v, "apiVersion", format!("`{s}` is not {API_VERSION}"));
+                }
+            }
+        }
+        if let Some(k) = self.required(doc, "", "kind") {
+            if let Some(s) = self.string(k, "kind") {
+                if s != KIND {
+                    self.error(k, "kind", format!("`{s}` is not {KIND}"));
+                }
+            }
+        }
+        let old_id = doc
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(|a| a.get("id"));
+        match (doc.get("id"), old_id) {
+            (Some(id), _) => self.uuid(id, "id"),
+            (None, Some(id)) => {
+                self.uuid(id, "metadata.annotations.id");
+                self.warn(
+                    id,
+                    "metadata.annotations.id",
+                    "the id sits at the top level (`id:`) in the current Margo model",
+                );
+            }
+            (None, None) => self.error(
+                doc,
+                "id",
+                "`id` is required (a UUID; older drafts put it in metadata.annotations.id)",
+            ),
+        }
+        if let Some(meta) = self.required(doc, "", "metadata") {
+            self.metadata(meta);
+        }
+        if let Some(spec) = self.required(doc, "", "spec") {
+            self.spec(spec);
+        }
+    }
+
+    fn metadata(&mut self, meta: &Node) {
+        if !self.mapping(
+            meta,
+            "metadata",
+            &["name", "namespace", "annotations", "labels"],
+        ) {
+            return;
+        }
+        if let Some(name) = self.required(meta, "metadata", "name") {
+            if let Some(s) = self.string(name, "metadata.name") {
+                if !is_component_name(s) {
+                    self.error(
+                        name,
+                        "metadata.name",
+                        format!("`{s}` must be lower-case letters, digits and dashes (at most 63)"),
+                    );
+                }
+            }
+        }
+        if let Some(ns) = meta.get("namespace") {
+            self.string(ns, "metadata.namespace");
+        }
+        let Some(ann) = self.required(meta, "metadata", "annotations") else {
+            return;
+        };
+        if !self.mapping(ann, "metadata.annotations", &["applicationId", "id"]) {
+            return;
+        }
+        if let Some(app) = self.required(ann, "metadata.annotations", "applicationId") {
+            if let Some(s) = self.string(app, "metadata.annotations.applicationId") {
+                if !valid_app_id(s) {
+                    self.error(
+                        app,
+                        "metadata.annotations.applicationId",
+                        format!("`{s}` must match ^[-a-z0-9]{{1,200}}$"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn spec(&mut self, spec: &Node) {
+        if !self.mapping(spec, "spec", &["deploymentProfile", "parameters"]) {
+            return;
+        }
+        let mut names = Vec::new();
+        if let Some(profile) = self.required(spec, "spec", "deploymentProfile") {
+            names = self.profile(profile);
+        }
+        if let Some(params) = spec.get("parameters") {
+            self.parameters(params, &names);
+        }
+    }
+
+    /// Checks the profile; returns its component names.
+    fn profile(&mut self, profile: &Node) -> Vec<String> {
+        let path = "spec.deploymentProfile";
+        if !self.mapping(profile, path, &["type", "components"]) {
+            return Vec::new();
+        }
+        let kind = match self.required(profile, path, "type") {
+            Some(t) => self.profile_type(t),
+            None => "",
+        };
+        let mut names = Vec::new();
+        let Some(components) = self.required(profile, path, "components") else {
+            return names;
+        };
+        let Some(items) = components.items() else {
+            self.error(
+                components,
+                "spec.deploymentProfile.components",
+                format!("expected a list, found {}", components.describe()),
+            );
+            return names;
+        };
+        if items.is_empty() {
+            self.error(
+                components,
+                "spec.deploymentProfile.components",
+                "at least one component is required",
+            );
+        }
+        for (i, c) in items.iter().enumerate() {
+            let cpath = format!("spec.deploymentProfile.components[{i}]");
+            if !self.mapping(c, &cpath, &["name", "properties"]) {
+                continue;
+            }
+            if let Some(n) = self.required(c, &cpath, "name") {
+                self.component_name(n, &join(&cpath, "name"), &mut names);
+            }
+            if let Some(props) = self.required(c, &cpath, "properties") {
+                self.properties(props, &join(&cpath, "properties"), kind);
+            }
+        }
+        names
+    }
+
+    /// The profile type, as `compose`, `helm` or `` (unknown).
+    fn profile_type(&mut self, t: &Node) -> &'static str {
+        let path = "spec.deploymentProfile.type";
+        let Some(s) = self.string(t, path) else {
+            return "";
+        };
+        match s {
+            "compose" => "compose",
+            "helm" => "helm",
+            "docker-compose" => {
+                self.warn(t, path, "`docker-compose` is the old spelling of `compose`");
+                "compose"
+            }
+            "helm.v3" => {
+                self.warn(t, path, "`helm.v3` is the old spelling of `helm`");
+                "helm"
+            }
+            other => {
+                self.error(
+                    t,
+                    path,
+                    format!("`{other}` is not a profile type (compose, helm)"),
+                );
+                ""
+            }
+        }
+    }
+
+    fn component_name(&mut self, n: &Node, path: &str, names: &mut Vec<String>) {
+        let Some(s) = self.string(n, path) else {
+            return;
+        };
+        if !is_component_name(s) {
+            self.error(
+                n,
+                path,
+                format!("`{s}` must be lower-case letters, digits and dashes"),
+            );
+        } else if names.iter().any(|x| x == s) {
+            self.error(n, path, format!("component `{s}` is named twice"));
+        }
+        names.push(s.to_string());
+    }
+
+    fn properties(&mut self, props: &Node, path: &str, kind: &str) {
+        match kind {
+            "compose" if props.get("packageLocation").is_some() => self.poc_properties(props, path),
+            "compose" | "helm" => self.oci_properties(props, path, kind),
+            _ => {}
+        }
+    }
+
+    /// The PoC's compose component: the package and its key as URLs.
+    fn poc_properties(&mut self, props: &Node, path: &str) {
+        if !self.mapping(props, path, &["packageLocation", "keyLocation"]) {
+            return;
+        }
+        for key in ["packageLocation", "keyLocation"] {
+            let node = if key == "packageLocation" {
+                self.required(props, path, key)
+            } else {
+                props.get(key)
+            };
+            let Some(n) = node else { continue };
+            let Some(s) = self.string(n, &join(path, key)) else {
+                continue;
+            };
+            if s.starts_with("file://") {
+                self.warn(
+                    n,
+                    &join(path, key),
+                    "a file:// location is only reachable on this machine",
+                );
+            } else if !(s.starts_with("https://") || s.starts_with("http://")) {
+                self.error(n, &join(path, key), format!("`{s}` is not an http(s) URL"));
+            }
+        }
+    }
+
+    /// A component by `repository` and `revision` (compose), with `wait` and `timeout` (helm).
+    fn oci_properties(&mut self, props: &Node, path: &str, kind: &str) {
+        let known: &[&str] = if kind == "helm" {
+            &["repository", "revision", "wait", "timeout"]
+        } else {
+            &["repository", "revision"]
+        };
+        if !self.mapping(props, path, known) {
+            return;
+        }
+        let compose = kind == "compose";
+        if let Some(r) = self.required(props, path, "repository") {
+            if let Some(s) = self.string(r, &join(path, "repository")) {
+                if compose && s.starts_with(LAYOUT_PREFIX) {
+                    self.warn(
+                        r,
+                        &join(path, "repository"),
+                        "an oci-layout: repository is only reachable on this machine",
+                    );
+                } else if compose && !s.starts_with("oci://") {
+                    self.error(
+                        r,
+                        &join(path, "repository"),
+                        format!("`{s}` is not an oci:// reference"),
+                    );
+                }
+            }
+        }
+        if let Some(r) = self.required(props, path, "revision") {
+            if let Some(s) = self.string(r, &join(path, "revision")) {
+                if compose && !is_semver(s) {
+                    self.error(
+                        r,
+                        &join(path, "revision"),
+                        format!("`{s}` is not a SemVer version"),
+                    );
+                }
+            }
+        }
+        if let Some(w) = props.get("wait") {
+            if w.as_bool().is_none() {
+                self.error(w, &join(path, "wait"), "expected true or false");
+            }
+        }
+        if let Some(t) = props.get("timeout") {
+            self.string(t, &join(path, "timeout"));
+        }
+    }
+
+    fn parameters(&mut self, params: &Node, components: &[String]) {
+        let Some(entries) = params.entries() else {
+            self.error(
+                params,
+                "spec.parameters",
+                format!("expected a mapping, found {}", params.describe()),
+            );
+            return;
+        };
+        for (k, p) in entries {
+            let name = k.as_str().unwrap_or("?");
+            let path = format!("spec.parameters.{name}");
+            if !self.mapping(p, &path, &["value", "targets"]) {
+                continue;
+            }
+            if p.get("value").is_none() {
+                self.error(p, &join(&path, "value"), "`value` is required");
+            }
+            let Some(targets) = self.required(p, &path, "targets") else {
+                continue;
+            };
+            let Some(items) = targets.items() else {
+                self.error(
+                    targets,
+                    &join(&path, "targets"),
+                    format!("expected a list, found {}", targets.describe()),
+                );
+                continue;
+            };
+            for (i, t) in items.iter().enumerate() {
+                let tpath = format!("{path}.targets[{i}]");
+                if !self.mapping(t, &tpath, &["pointer", "components"]) {
+                    continue;
+                }
+                if let Some(ptr) = self.required(t, &tpath, "pointer") {
+                    self.string(ptr, &join(&tpath, "pointer"));
+                }
+                let Some(cs) = self.required(t, &tpath, "components") else {
+                    continue;
+                };
+                let Some(list) = cs.items() else {
+                    self.error(
+                        cs,
+                        &join(&tpath, "components"),
+                        format!("expected a list, found {}", cs.describe()),
+                    );
+                    continue;
+                };
+                for (j, c) in list.iter().enumerate() {
+                    let cpath = format!("{tpath}.components[{j}]");
+                    if let Some(s) = self.string(c, &cpath) {
+                        if !components.iter().any(|n| n == s) {
+                            self.error(
+                                c,
+                                &cpath,
+                                format!(
+                                    "`{s}` names no component of the deployment profile ({})",
+                                    components.join(", ")
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::margo::validate::validate_text;
+    use std::path::Path;
+
+    const GOOD: &str = "apiVersion: application.margo.org/v1alpha1
+kind: ApplicationDeployment
+id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10
+metadata:
+  name: poc-app-site-0001
+  namespace: margo
+  annotations:
+    applicationId: poc-app
+spec:
+  deploymentProfile:
+    type: compose
+    components:
+      - name: poc-app
+        properties:
+          repository: oci://ghcr.io/acme/poc-app
+          revision: 1.0.0
+  parameters:
+    siteId:
+      value: site-0001
+      targets:
+        - pointer: ENV.SITE_ID
+          components: [poc-app]
+";
+
+    fn problems(text: &str) -> Vec<(usize, String, String)> {
+        validate_text(Path::new("d.yaml"), text)
+            .errors()
+            .map(|p| (p.line, p.path.clone(), p.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_good_document_passes() {
+        assert_eq!(problems(GOOD), vec![]);
+    }
+
+    #[test]
+    fn each_broken_document_fails_for_its_own_reason_at_its_line() {
+        let cases: &[(&str, &str, usize, &str)] = &[
+            (
+                "id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10",
+                "id: 42",
+                3,
+                "is not a UUID",
+            ),
+            (
+                "applicationId: poc-app",
+                "applicationId: PoC_App",
+                8,
+                "must match",
+            ),
+            (
+                "type: compose",
+                "type: kubernetes",
+                11,
+                "not a profile type",
+            ),
+            ("- name: poc-app", "- name: PoC", 13, "lower-case"),
+            (
+                "components: [poc-app]",
+                "components: [web]",
+                22,
+                "names no component",
+            ),
+            (
+                "revision: 1.0.0",
+                "revison: 1.0.0",
+                16,
+                "unknown field `revison`",
+            ),
+            (
+                "kind: ApplicationDeployment",
+                "kind: Deployment",
+                2,
+                "is not ApplicationDeployment",
+            ),
+            (
+                "  namespace: margo\n",
+                "  namespace: margo\n  owner: me\n",
+                7,
+                "unknown field `owner`",
+            ),
+        ];
+        for (from, to, line, message) in cases {
+            let text = GOOD.replacen(from, to, 1);
+            let found = problems(&text);
+            assert!(
+                found
+                    .iter()
+                    .any(|(l, _, m)| l == line && m.contains(message)),
+                "{to}: expected `{message}` at line {line}, got {found:?}"
+            );
+        }
+        assert!(problems("a: [unclosed\n")[0]
+            .2
+            .starts_with("not valid YAML"));
+    }
+
+    #[test]
+    fn the_poc_generation_passes_with_warnings() {
+        let poc = GOOD
+            .replace("id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10\n", "")
+            .replace("    applicationId: poc-app\n", "    applicationId: poc-app\n    id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10\n")
+            .replace("type: compose", "type: docker-compose")
+            .replace(
+                "repository: oci://ghcr.io/acme/poc-app\n          revision: 1.0.0",
+                "packageLocation: https://ghcr.io/v2/acme/poc-app/blobs/sha256:00\n          keyLocation: https://ghcr.io/v2/acme/key/blobs/sha256:01",
+            );
+        let report = validate_text(Path::new("poc.yaml"), &poc);
+        assert_eq!(report.errors().count(), 0, "{report}");
+        assert_eq!(
+            report.problems.iter().filter(|p| p.warning).count(),
+            2,
+            "{report}"
+        );
+    }
+}
