@@ -90,7 +90,7 @@ impl Error {
     }
 
     /// An [`Error::Invalid`] about a file, with an optional line.
-    pub fn invalid_file(
+    pub(crate) fn invalid_file(
         file: impl Into<PathBuf>,
         line: Option<usize>,
         message: impl Into<String>,
@@ -114,7 +114,7 @@ impl Error {
     }
 
     /// Adds a "what to do" hint to errors that carry one.
-    pub fn with_hint(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn with_hint(mut self, text: impl Into<String>) -> Self {
         match &mut self {
             Error::Invalid { hint, .. }
             | Error::NotFound { hint, .. }
@@ -146,7 +146,7 @@ impl Error {
     }
 
     /// An [`Error::Service`] about `service` (named with its URL).
-    pub fn service(service: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn service(service: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Service {
             service: service.into(),
             message: message.into(),
@@ -155,7 +155,7 @@ impl Error {
     }
 
     /// Wraps an I/O error with the action and the path it concerns.
-    pub fn io(
+    pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> Self {

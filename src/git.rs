@@ -37,7 +37,7 @@ pub fn discover(path: &Path) -> Option<GitInfo> {
 }
 
 /// The time every archive entry carries: `SOURCE_DATE_EPOCH`, else the commit's, else 0.
-pub fn source_date_epoch(git: Option<&GitInfo>) -> crate::Result<u64> {
+pub(crate) fn source_date_epoch(git: Option<&GitInfo>) -> crate::Result<u64> {
     if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
         return v.trim().parse().map_err(|_| {
             crate::Error::Usage(format!(
@@ -57,7 +57,7 @@ fn github_source() -> Option<String> {
 
 /// Turns a remote URL into a browsable https URL without credentials:
 /// `git@github.com:acme/app.git` → `https://github.com/acme/app`.
-pub fn public_url(remote: &str) -> Option<String> {
+pub(crate) fn public_url(remote: &str) -> Option<String> {
     use gix::url::Scheme;
     let url = gix::url::parse(remote.trim().as_bytes()).ok()?;
     if !matches!(

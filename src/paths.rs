@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// Why a path was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum UnsafePath {
+pub(crate) enum UnsafePath {
     #[error(
         "`{0}` is an absolute path; files in a package must be given relative to the app folder"
     )]
@@ -25,7 +25,7 @@ pub enum UnsafePath {
 
 /// Checks that `p`, relative to `base`, stays inside `base`, following links; returns it
 /// normalised.
-pub fn safe_relative(base: &Path, p: &Path) -> Result<PathBuf, UnsafePath> {
+pub(crate) fn safe_relative(base: &Path, p: &Path) -> Result<PathBuf, UnsafePath> {
     if p.is_absolute() || p.has_root() {
         return Err(UnsafePath::Absolute(p.to_path_buf()));
     }

@@ -40,7 +40,7 @@ fn mode() -> u8 {
 
 /// A handle on one transfer; clones share it.
 #[derive(Clone)]
-pub struct Progress {
+pub(crate) struct Progress {
     inner: Option<Arc<Mutex<State>>>,
 }
 
@@ -54,7 +54,7 @@ struct State {
 }
 
 impl Progress {
-    pub fn new(label: impl Into<String>, total: u64) -> Self {
+    pub(crate) fn new(label: impl Into<String>, total: u64) -> Self {
         if mode() == MODE_QUIET {
             return Self::hidden();
         }
@@ -72,11 +72,11 @@ impl Progress {
     }
 
     /// A progress that shows nothing.
-    pub fn hidden() -> Self {
+    pub(crate) fn hidden() -> Self {
         Progress { inner: None }
     }
 
-    pub fn advance(&self, n: u64) {
+    pub(crate) fn advance(&self, n: u64) {
         let Some(inner) = &self.inner else { return };
         let mut s = inner.lock().unwrap_or_else(|p| p.into_inner());
         s.done += n;
@@ -108,7 +108,7 @@ impl Progress {
     }
 
     /// Clears the live line, if one was drawn.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         let Some(inner) = &self.inner else { return };
         let s = inner.lock().unwrap_or_else(|p| p.into_inner());
         if s.drawn {

@@ -38,9 +38,9 @@ pub struct Committed {
 
 /// What the committer knows about the history: is `a` an ancestor of (or equal to) `b`?
 /// `None` when it cannot tell (a shallow clone).
-pub type Ancestry<'a> = &'a dyn Fn(&str, &str) -> Option<bool>;
+pub(crate) type Ancestry<'a> = &'a dyn Fn(&str, &str) -> Option<bool>;
 
-pub struct CommitRequest<'a> {
+pub(crate) struct CommitRequest<'a> {
     pub version: VersionInput<'a>,
     pub connect: &'a Connect,
     pub ancestry: Ancestry<'a>,
@@ -91,7 +91,7 @@ async fn desired(store: &Store) -> Result<Option<Existing>> {
     }
 }
 
-pub async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
+pub(crate) async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
     let v = &req.version;
     let store = Store::open_for_push(v.to, req.connect).await?;
     let current = desired(&store).await?;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::desired::source::Source;
 use crate::error::{Error, Result};
 
-pub const FILE_NAME: &str = ".margo-gitops.yaml";
+pub(crate) const FILE_NAME: &str = ".margo-gitops.yaml";
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -53,7 +53,7 @@ pub struct Deployment {
 impl Config {
     /// Reads the config from `source`, or the defaults when there is none; the
     /// environment fills what the file leaves out (see [`Config::with_defaults`]).
-    pub fn load(source: &Source) -> Result<Config> {
+    pub(crate) fn load(source: &Source) -> Result<Config> {
         let env = |k: &str| std::env::var(k).ok();
         Ok(Self::parse(source)?.with_defaults(env))
     }
@@ -79,7 +79,7 @@ impl Config {
     /// `MARGO_GITOPS_TEMPLATE`, and, when no deployment is configured, the values files of
     /// the one rendered from `MARGO_GITOPS_VALUES` (one path per line). The file wins, so
     /// every commit of a history renders as its own config says.
-    pub fn with_defaults(mut self, env: impl Fn(&str) -> Option<String>) -> Config {
+    pub(crate) fn with_defaults(mut self, env: impl Fn(&str) -> Option<String>) -> Config {
         let get = |k: &str| {
             env(k)
                 .map(|v| v.trim().to_string())

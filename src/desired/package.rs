@@ -9,7 +9,7 @@ use crate::oci::reference::{Repo, Target};
 use crate::oci::store::{Connect, Store};
 
 /// The digest offline renderings use where the registry's would stand.
-pub const PLACEHOLDER_DIGEST: &str =
+pub(crate) const PLACEHOLDER_DIGEST: &str =
     "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 /// A blob of the package, with the URL a device fetches it from.
@@ -39,7 +39,7 @@ pub struct PackageInfo {
 }
 
 /// Where a blob of `repo` is fetched from over the registry API (or the layout folder).
-pub fn blob_url(repo: &Repo, digest: &str, plain_http: bool) -> String {
+pub(crate) fn blob_url(repo: &Repo, digest: &str, plain_http: bool) -> String {
     match repo {
         Repo::Registry {
             registry,
@@ -66,7 +66,7 @@ pub fn blob_url(repo: &Repo, digest: &str, plain_http: bool) -> String {
 
 /// `(registry, repository, oci://…)` of a package repository, as the templates name them.
 /// A layout has no registry; its `oci` is the `oci-layout:` form.
-pub fn coordinates(repo: &Repo) -> (String, String, String) {
+pub(crate) fn coordinates(repo: &Repo) -> (String, String, String) {
     match repo {
         Repo::Registry {
             registry,
@@ -81,7 +81,7 @@ pub fn coordinates(repo: &Repo) -> (String, String, String) {
 }
 
 /// Looks the package up where it was published.
-pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<PackageInfo> {
+pub(crate) async fn resolve_package(reference: &str, connect: &Connect) -> Result<PackageInfo> {
     let target = Target::parse(reference)?;
     let tag = target.tag.clone().ok_or_else(|| {
         Error::Usage(format!(
@@ -136,7 +136,7 @@ pub async fn resolve_package(reference: &str, connect: &Connect) -> Result<Packa
 }
 
 /// A package as rendering sees it, with placeholders where only the registry knows.
-pub fn placeholder_package(reference: &str, plain_http: bool) -> Result<PackageInfo> {
+pub(crate) fn placeholder_package(reference: &str, plain_http: bool) -> Result<PackageInfo> {
     let target = Target::parse(reference)?;
     let tag = target.tag.clone().unwrap_or_else(|| "0.0.0".into());
     let (registry, repository, oci) = coordinates(&target.repo);

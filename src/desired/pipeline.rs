@@ -77,7 +77,7 @@ impl Workspace {
     }
 
     /// The source to read inputs from: a commit's tree, or the work tree.
-    pub fn source(&self, at: Option<&str>) -> Result<Source<'_>> {
+    pub(crate) fn source(&self, at: Option<&str>) -> Result<Source<'_>> {
         Ok(match at {
             Some(rev) => {
                 let repo = self.repo("rendering at a commit")?;
@@ -100,7 +100,7 @@ pub struct RenderedState {
 }
 
 /// The package reference: the flag, else `packageRepository` at the app's version.
-pub fn package_ref(source: &Source, config: &Config, flag: Option<&str>) -> Result<String> {
+pub(crate) fn package_ref(source: &Source, config: &Config, flag: Option<&str>) -> Result<String> {
     if let Some(p) = flag {
         return Ok(p.to_string());
     }
@@ -118,7 +118,7 @@ pub fn package_ref(source: &Source, config: &Config, flag: Option<&str>) -> Resu
 }
 
 /// A `metadata.FIELD` of the app's margo.yaml as `source` has it (`id`, `version`).
-pub fn app_metadata(source: &Source, config: &Config, field: &str) -> Result<String> {
+pub(crate) fn app_metadata(source: &Source, config: &Config, field: &str) -> Result<String> {
     let folder = config.app.clone().unwrap_or_else(|| ".".into());
     let path = PathBuf::from(folder).join(crate::margo::app::FILE_NAME);
     let text = source.read_text(&path)?;
@@ -169,7 +169,7 @@ pub async fn render_state(ws: &Workspace, req: &RenderRequest) -> Result<Rendere
 }
 
 /// Validates rendered documents; the reports of those with problems.
-pub fn validate_rendered(docs: &[Rendered]) -> Vec<Report> {
+pub(crate) fn validate_rendered(docs: &[Rendered]) -> Vec<Report> {
     docs.iter()
         .map(|d| {
             validate::validate_text(
@@ -182,7 +182,7 @@ pub fn validate_rendered(docs: &[Rendered]) -> Vec<Report> {
 }
 
 /// Fails with every problem when any rendered document is invalid.
-pub fn require_valid(docs: &[Rendered]) -> Result<Vec<Report>> {
+pub(crate) fn require_valid(docs: &[Rendered]) -> Result<Vec<Report>> {
     let reports = validate_rendered(docs);
     let errors: usize = reports.iter().map(|r| r.errors().count()).sum();
     if errors > 0 {

@@ -39,7 +39,7 @@ pub struct RenderOptions {
 
 /// A deterministic UUID (version 8) for a deployment that has none: the same app and
 /// name always give the same id, so rendering stays reproducible.
-pub fn derived_id(app_id: &str, name: &str) -> String {
+pub(crate) fn derived_id(app_id: &str, name: &str) -> String {
     let h = Digest::of(format!("margo-gitops deployment {app_id}/{name}").as_bytes());
     let bytes: [u8; 16] = hex::decode(&h.hex()[..32])
         .expect("hex")
@@ -114,7 +114,7 @@ fn load_values(
 }
 
 /// Renders every deployment. `git` is the commit being rendered, when there is one.
-pub fn render(
+pub(crate) fn render(
     source: &Source,
     config: &Config,
     opts: &RenderOptions,

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::git::GitRepo;
 
-pub enum Source<'r> {
+pub(crate) enum Source<'r> {
     WorkTree(PathBuf),
     Commit { repo: &'r GitRepo, commit: String },
 }
 
 impl Source<'_> {
     /// The bytes of `path`, or `None` when there is no such file.
-    pub fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
         match self {
             Source::WorkTree(root) => {
                 let full = root.join(path);
@@ -31,7 +31,7 @@ impl Source<'_> {
     }
 
     /// Like [`Source::read`], as text, failing when the file is missing.
-    pub fn read_text(&self, path: &Path) -> Result<String> {
+    pub(crate) fn read_text(&self, path: &Path) -> Result<String> {
         let bytes = self
             .read(path)?
             .ok_or_else(|| Error::Usage(format!("{} does not exist", self.describe(path))))?;
@@ -40,7 +40,7 @@ impl Source<'_> {
     }
 
     /// How to name `path` in messages: `path` in the work tree, `abc1234:path` in a commit.
-    pub fn describe(&self, path: &Path) -> String {
+    pub(crate) fn describe(&self, path: &Path) -> String {
         match self {
             Source::WorkTree(root) if root.as_os_str().is_empty() || root == Path::new(".") => {
                 path.display().to_string()

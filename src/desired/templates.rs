@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 
 /// Shipped templates, by the name `--template` accepts.
-pub const BUILTIN: [(&str, &str, &str); 2] = [
+pub(crate) const BUILTIN: [(&str, &str, &str); 2] = [
     (
         "margo",
         "templates/margo-compose.yaml.j2",
@@ -22,7 +22,7 @@ pub const BUILTIN: [(&str, &str, &str); 2] = [
 ];
 
 /// The template engine, strict, with our filters.
-pub struct Templates {
+pub(crate) struct Templates {
     env: Environment<'static>,
 }
 
@@ -33,7 +33,7 @@ impl Default for Templates {
 }
 
 impl Templates {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Any value as a YAML flow literal (JSON is YAML): quoting that cannot break the document.
@@ -85,13 +85,13 @@ impl Templates {
     }
 
     /// Adds a template under `name` (its file, for messages).
-    pub fn add(&mut self, name: &str, source: String) -> Result<()> {
+    pub(crate) fn add(&mut self, name: &str, source: String) -> Result<()> {
         self.env
             .add_template_owned(name.to_string(), source)
             .map_err(|e| template_error(&e, name))
     }
 
-    pub fn render(&self, name: &str, context: &Value) -> Result<String> {
+    pub(crate) fn render(&self, name: &str, context: &Value) -> Result<String> {
         let t = self
             .env
             .get_template(name)

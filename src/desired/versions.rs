@@ -28,19 +28,19 @@ use crate::oci::reference::Repo;
 use crate::oci::store::{Connect, Store};
 use crate::package::archive::{GzipWriter, TarWriter};
 
-pub const ARTIFACT: &str = "application/vnd.margo.desired-state.v1";
-pub const LAYER_YAML: &str = "application/vnd.margo.desired-state.v1+yaml";
-pub const MANIFEST_JSON: &str = "application/vnd.margo.manifest.v1+json";
-pub const BUNDLE: &str = "application/vnd.margo.bundle.v1+tar+gzip";
-pub const DESIRED_TAG: &str = "desired";
+pub(crate) const ARTIFACT: &str = "application/vnd.margo.desired-state.v1";
+pub(crate) const LAYER_YAML: &str = "application/vnd.margo.desired-state.v1+yaml";
+pub(crate) const MANIFEST_JSON: &str = "application/vnd.margo.manifest.v1+json";
+pub(crate) const BUNDLE: &str = "application/vnd.margo.bundle.v1+tar+gzip";
+pub(crate) const DESIRED_TAG: &str = "desired";
 
-pub const ANN_PREVIOUS: &str = "org.margo.gitops.previous";
-pub const ANN_MANIFEST_VERSION: &str = "org.margo.gitops.manifest-version";
-pub const ANN_SUBJECT: &str = "org.margo.gitops.subject";
-pub const ANN_DEPLOYMENT_ID: &str = "org.margo.deployment.id";
+pub(crate) const ANN_PREVIOUS: &str = "org.margo.gitops.previous";
+pub(crate) const ANN_MANIFEST_VERSION: &str = "org.margo.gitops.manifest-version";
+pub(crate) const ANN_SUBJECT: &str = "org.margo.gitops.subject";
+pub(crate) const ANN_DEPLOYMENT_ID: &str = "org.margo.deployment.id";
 
 /// The version tag of a commit time: `YYYYMMDDHHMMSS`, UTC.
-pub fn version_tag(epoch: i64) -> String {
+pub(crate) fn version_tag(epoch: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(epoch)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let f = time::macros::format_description!("[year][month][day][hour][minute][second]");
@@ -48,7 +48,7 @@ pub fn version_tag(epoch: i64) -> String {
 }
 
 /// True for tags that name versions (`YYYYMMDDHHMMSS`, optionally `-<short commit>`).
-pub fn is_version_tag(tag: &str) -> bool {
+pub(crate) fn is_version_tag(tag: &str) -> bool {
     let (time, rest) = tag.split_at(tag.len().min(14));
     time.len() == 14
         && time.bytes().all(|b| b.is_ascii_digit())
@@ -85,7 +85,7 @@ pub(crate) fn existing(m: &Manifest) -> Result<Existing> {
 
 /// What one version holds: the rendered documents of one commit, and where it is served
 /// from (the blob URLs of the Desired State Manifest name it).
-pub struct VersionInput<'a> {
+pub(crate) struct VersionInput<'a> {
     pub to: &'a Repo,
     pub plain_http: bool,
     pub docs: &'a [Rendered],
@@ -239,7 +239,7 @@ fn version_of(tag: &str, m: &Manifest, desired: Option<&Digest>) -> Result<Versi
 }
 
 /// The YAML documents of a desired-state manifest: (title, text), in layer order.
-pub async fn documents(store: &Store, m: &Manifest) -> Result<Vec<(String, String)>> {
+pub(crate) async fn documents(store: &Store, m: &Manifest) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for l in m
         .image()?
@@ -260,7 +260,7 @@ pub async fn documents(store: &Store, m: &Manifest) -> Result<Vec<(String, Strin
 }
 
 /// Every version of the repository, newest first.
-pub async fn versions(store: &Store, desired: Option<&Digest>) -> Result<Vec<Version>> {
+pub(crate) async fn versions(store: &Store, desired: Option<&Digest>) -> Result<Vec<Version>> {
     let mut tags: Vec<String> = store
         .tags()
         .await?

@@ -20,7 +20,7 @@ pub enum CommentOutcome {
     Unchanged(u64),
 }
 
-pub struct GitHub {
+pub(crate) struct GitHub {
     client: Octocrab,
     owner: String,
     repo: String,
@@ -29,7 +29,7 @@ pub struct GitHub {
 
 impl GitHub {
     /// A client for `repository` (`OWNER/REPO`) at `api_url`.
-    pub fn new(api_url: &str, token: &Secret, repository: &str) -> Result<GitHub> {
+    pub(crate) fn new(api_url: &str, token: &Secret, repository: &str) -> Result<GitHub> {
         let (owner, repo) = repository.split_once('/').ok_or_else(|| {
             Error::Usage(format!(
                 "GITHUB_REPOSITORY `{repository}` is not OWNER/REPO"
@@ -65,7 +65,7 @@ impl GitHub {
 
     /// Puts `body` (which must contain `marker`) on pull request `number`: updates the
     /// comment that carries the marker, or creates it when there is none.
-    pub async fn upsert_comment(
+    pub(crate) async fn upsert_comment(
         &self,
         number: u64,
         marker: &str,

@@ -20,7 +20,7 @@ use crate::margo::validate::{self, Problem};
 use crate::oci::store::Connect;
 
 /// The hook script `hook install` writes (`hooks/pre-push` in this repository).
-pub const PRE_PUSH: &str = include_str!("../../hooks/pre-push");
+pub(crate) const PRE_PUSH: &str = include_str!("../../hooks/pre-push");
 /// How `hook install` and `uninstall` recognise a hook as theirs.
 const MARKER: &str = "margo-gitops pre-push hook";
 
@@ -48,7 +48,7 @@ impl std::fmt::Display for Finding {
 }
 
 /// True when `text` holds at least one ApplicationDeployment document.
-pub fn is_deployment(text: &str) -> bool {
+pub(crate) fn is_deployment(text: &str) -> bool {
     crate::margo::yamltree::parse(text)
         .map(|docs| {
             docs.iter()
@@ -143,7 +143,7 @@ pub struct Update {
 }
 
 /// Parses git's pre-push standard input.
-pub fn parse_updates(stdin: &str) -> Vec<Update> {
+pub(crate) fn parse_updates(stdin: &str) -> Vec<Update> {
     stdin
         .lines()
         .filter_map(|l| {

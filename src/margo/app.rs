@@ -13,14 +13,13 @@ use crate::error::{Error, Result};
 use crate::margo::yamltree::line_of;
 use crate::paths::safe_relative;
 
-pub const FILE_NAME: &str = "margo.yaml";
+pub(crate) const FILE_NAME: &str = "margo.yaml";
 
 /// Resource fields under `metadata.catalog.application`, in the order they are published.
 const RESOURCE_FIELDS: [&str; 4] = ["icon", "descriptionFile", "releaseNotes", "licenseFile"];
 
 #[derive(Clone, Debug)]
-pub struct AppDescription {
-    pub path: PathBuf,
+pub(crate) struct AppDescription {
     pub id: String,
     pub version: String,
     pub name: Option<String>,
@@ -31,13 +30,13 @@ pub struct AppDescription {
 
 /// A file the description points at, with the dotted path of the field that names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Resource {
+pub(crate) struct Resource {
     pub field: String,
     pub path: PathBuf,
 }
 
 /// Reads `margo.yaml` from `app_dir` when there is one.
-pub fn load(app_dir: &Path) -> Result<Option<AppDescription>> {
+pub(crate) fn load(app_dir: &Path) -> Result<Option<AppDescription>> {
     let path = app_dir.join(FILE_NAME);
     if !path.is_file() {
         return Ok(None);
@@ -90,7 +89,6 @@ pub fn load(app_dir: &Path) -> Result<Option<AppDescription>> {
         })
         .unwrap_or_default();
     Ok(Some(AppDescription {
-        path,
         id,
         version,
         name: doc["metadata"]["name"].as_str().map(str::to_string),
@@ -128,7 +126,7 @@ fn resources(app_dir: &Path, path: &Path, text: &str, app: &Value) -> Result<Vec
 }
 
 /// Margo's application id pattern: `^[-a-z0-9]{1,200}$`.
-pub fn valid_app_id(id: &str) -> bool {
+pub(crate) fn valid_app_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 200
         && id
@@ -137,7 +135,7 @@ pub fn valid_app_id(id: &str) -> bool {
 }
 
 /// SemVer 2.0: `MAJOR.MINOR.PATCH[-pre][+build]`, numbers without leading zeros, no `v`.
-pub fn is_semver(v: &str) -> bool {
+pub(crate) fn is_semver(v: &str) -> bool {
     semver::Version::parse(v).is_ok()
 }
 

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use crate::margo::yamltree::{self, Kind, Node};
 
-pub const API_VERSION: &str = "application.margo.org/v1alpha1";
-pub const KIND: &str = "ApplicationDeployment";
+pub(crate) const API_VERSION: &str = "application.margo.org/v1alpha1";
+pub(crate) const KIND: &str = "ApplicationDeployment";
 
 /// One thing wrong (or, for a warning, old-fashioned) in a document.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -39,7 +39,7 @@ pub struct Report {
 
 impl Problem {
     /// `yaml.path: ` before the message, or nothing for a problem of the whole file.
-    pub fn path_prefix(&self) -> String {
+    pub(crate) fn path_prefix(&self) -> String {
         if self.path.is_empty() {
             String::new()
         } else {
@@ -72,7 +72,7 @@ impl fmt::Display for Report {
 }
 
 /// Validates a file's text; `file` only names it in the report.
-pub fn validate_text(file: &Path, text: &str) -> Report {
+pub(crate) fn validate_text(file: &Path, text: &str) -> Report {
     let mut problems = Vec::new();
     match yamltree::parse(text) {
         Err(e) => problems.push(Problem {
@@ -122,12 +122,12 @@ pub fn validate_files(files: &[PathBuf]) -> Vec<Report> {
 }
 
 /// A UUID in its hyphenated `8-4-4-4-12` form (the only form Margo documents use).
-pub fn is_uuid(s: &str) -> bool {
+pub(crate) fn is_uuid(s: &str) -> bool {
     s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
 }
 
 /// A component or deployment name: lower-case letters, digits and dashes, 1 to 63.
-pub fn is_component_name(s: &str) -> bool {
+pub(crate) fn is_component_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()

@@ -9,7 +9,7 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A scalar's text; `plain` when unquoted (so `true`, `1`, `null` mean what YAML says).
     Scalar {
         text: String,
@@ -21,7 +21,7 @@ pub enum Kind {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Node {
+pub(crate) struct Node {
     pub kind: Kind,
     /// 1-based line where the node starts.
     pub line: usize,
@@ -29,7 +29,7 @@ pub struct Node {
 
 impl Node {
     /// The value under `key` in a mapping.
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
         match &self.kind {
             Kind::Map(entries) => entries
                 .iter()
@@ -40,18 +40,18 @@ impl Node {
     }
 
     /// The text of a scalar that is a string (quoted, or plain and not null/bool/number).
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match &self.kind {
             Kind::Scalar { text, .. } => Some(text),
             _ => None,
         }
     }
 
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(&self.kind, Kind::Scalar { text, plain: true } if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
-    pub fn as_bool(&self) -> Option<bool> {
+    pub(crate) fn as_bool(&self) -> Option<bool> {
         match &self.kind {
             Kind::Scalar { text, plain: true } => match text.as_str() {
                 "true" | "True" | "TRUE" => Some(true),
@@ -62,14 +62,14 @@ impl Node {
         }
     }
 
-    pub fn entries(&self) -> Option<&[(Node, Node)]> {
+    pub(crate) fn entries(&self) -> Option<&[(Node, Node)]> {
         match &self.kind {
             Kind::Map(e) => Some(e),
             _ => None,
         }
     }
 
-    pub fn items(&self) -> Option<&[Node]> {
+    pub(crate) fn items(&self) -> Option<&[Node]> {
         match &self.kind {
             Kind::Seq(i) => Some(i),
             _ => None,
@@ -77,7 +77,7 @@ impl Node {
     }
 
     /// What kind of value this is, for messages.
-    pub fn describe(&self) -> &'static str {
+    pub(crate) fn describe(&self) -> &'static str {
         match &self.kind {
             Kind::Scalar { .. } if self.is_null() => "null",
             Kind::Scalar { .. } => "a scalar",
@@ -90,7 +90,7 @@ impl Node {
 
 /// A YAML syntax error with its line.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SyntaxError {
+pub(crate) struct SyntaxError {
     pub line: usize,
     pub message: String,
 }
@@ -158,12 +158,12 @@ impl MarkedEventReceiver for Builder {
 
 /// 1-based number of the first line containing `needle`: a field located in text where no
 /// tree is at hand (a document that did not parse, or one read with serde).
-pub fn line_of(text: &str, needle: &str) -> Option<usize> {
+pub(crate) fn line_of(text: &str, needle: &str) -> Option<usize> {
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
 }
 
 /// Every document in `text`.
-pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
     let mut builder = Builder::default();
     Parser::new_from_str(text)
         .load(&mut builder, true)

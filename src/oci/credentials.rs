@@ -24,7 +24,7 @@ pub use secrecy::SecretString as Secret;
 
 /// How to authenticate to one registry.
 #[derive(Clone, Debug)]
-pub enum Credential {
+pub(crate) enum Credential {
     Anonymous,
     Basic { username: String, password: Secret },
 }
@@ -47,7 +47,7 @@ impl PartialEq for Credential {
 
 /// Where a credential came from, for messages (never the credential itself).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Flags,
     DockerConfig(PathBuf),
     Helper(String),
@@ -100,7 +100,7 @@ struct HelperAnswer {
 }
 
 /// Finds the credential for `registry` (a host, with port when there is one).
-pub fn resolve(registry: &str, explicit: &Explicit) -> Result<(Credential, Origin)> {
+pub(crate) fn resolve(registry: &str, explicit: &Explicit) -> Result<(Credential, Origin)> {
     resolve_with(registry, explicit, &|name| std::env::var(name).ok())
 }
 

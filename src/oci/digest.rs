@@ -20,17 +20,17 @@ pub struct Digest(String);
 
 impl Digest {
     /// The sha256 digest of `bytes`.
-    pub fn of(bytes: &[u8]) -> Self {
+    pub(crate) fn of(bytes: &[u8]) -> Self {
         Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
     }
 
     /// The hex part, which is also the blob's file name in an OCI layout.
-    pub fn hex(&self) -> &str {
+    pub(crate) fn hex(&self) -> &str {
         &self.0["sha256:".len()..]
     }
 
     /// `sha256-<hex>`: the form used in tag names and file names.
-    pub fn dashed(&self) -> String {
+    pub(crate) fn dashed(&self) -> String {
         format!("sha256-{}", self.hex())
     }
 
@@ -83,7 +83,7 @@ impl fmt::Debug for Digest {
 }
 
 /// Hashes a stream of chunks and checks it against an expected digest and size.
-pub struct Verifier {
+pub(crate) struct Verifier {
     what: String,
     expected: Digest,
     expected_size: Option<u64>,
@@ -92,7 +92,11 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(what: impl Into<String>, expected: &Digest, expected_size: Option<u64>) -> Self {
+    pub(crate) fn new(
+        what: impl Into<String>,
+        expected: &Digest,
+        expected_size: Option<u64>,
+    ) -> Self {
         Verifier {
             what: what.into(),
             expected: expected.clone(),
@@ -102,7 +106,7 @@ impl Verifier {
         }
     }
 
-    pub fn update(&mut self, chunk: &[u8]) -> Result<(), Error> {
+    pub(crate) fn update(&mut self, chunk: &[u8]) -> Result<(), Error> {
         self.hasher.update(chunk);
         self.seen += chunk.len() as u64;
         match self.expected_size {
@@ -124,7 +128,7 @@ impl Verifier {
     }
 
     /// Fails unless every byte arrived and the digest matches.
-    pub fn finish(self) -> Result<u64, Error> {
+    pub(crate) fn finish(self) -> Result<u64, Error> {
         if let Some(size) = self.expected_size {
             if self.seen != size {
                 return Err(self.size_error());
@@ -143,14 +147,14 @@ impl Verifier {
 }
 
 /// A writer that hashes and counts what passes through it.
-pub struct HashingWriter<W> {
+pub(crate) struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
     written: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         HashingWriter {
             inner,
             hasher: Sha256::new(),
@@ -159,7 +163,7 @@ impl<W: Write> HashingWriter<W> {
     }
 
     /// The digest and size of everything written, and the inner writer.
-    pub fn finish(self) -> (Digest, u64, W) {
+    pub(crate) fn finish(self) -> (Digest, u64, W) {
         let digest = Digest(format!("sha256:{}", hex::encode(self.hasher.finalize())));
         (digest, self.written, self.inner)
     }
@@ -179,7 +183,7 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// Hashes a whole reader; returns its digest and size.
-pub fn digest_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
+pub(crate) fn digest_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
     let mut w = HashingWriter::new(io::sink());
     io::copy(&mut reader, &mut w)?;
     let (d, n, _) = w.finish();

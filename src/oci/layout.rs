@@ -20,13 +20,13 @@ use crate::progress::Progress;
 const LAYOUT_FILE: &str = "oci-layout";
 const INDEX_FILE: &str = "index.json";
 
-pub struct LayoutStore {
+pub(crate) struct LayoutStore {
     root: PathBuf,
 }
 
 impl LayoutStore {
     /// Opens an existing layout folder.
-    pub fn open(root: &Path) -> Result<Self> {
+    pub(crate) fn open(root: &Path) -> Result<Self> {
         let marker = root.join(LAYOUT_FILE);
         if !marker.is_file() {
             return Err(Error::NotFound {
@@ -40,7 +40,7 @@ impl LayoutStore {
     }
 
     /// Opens a layout folder, creating an empty one when it does not exist.
-    pub fn create(root: &Path) -> Result<Self> {
+    pub(crate) fn create(root: &Path) -> Result<Self> {
         if root.join(LAYOUT_FILE).is_file() {
             return Self::open(root);
         }
@@ -68,21 +68,21 @@ impl LayoutStore {
         })
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// Where a blob lives in the layout. The digest is validated, so the path stays inside.
-    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+    pub(crate) fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())
     }
 
-    pub fn has_blob(&self, digest: &Digest) -> bool {
+    pub(crate) fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
     }
 
     /// Copies `file` into the layout, checking it against `digest` and `size`.
-    pub fn put_blob_file(
+    pub(crate) fn put_blob_file(
         &self,
         digest: &Digest,
         size: u64,
@@ -93,12 +93,12 @@ impl LayoutStore {
         self.put_blob_reader(digest, Some(size), src, progress)
     }
 
-    pub fn put_blob_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn put_blob_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
         self.put_blob_reader(digest, Some(bytes.len() as u64), bytes, &Progress::hidden())
     }
 
     /// Streams `reader` into the layout as blob `digest`; nothing is kept if it does not match.
-    pub fn put_blob_reader(
+    pub(crate) fn put_blob_reader(
         &self,
         digest: &Digest,
         size: Option<u64>,
@@ -117,7 +117,7 @@ impl LayoutStore {
     }
 
     /// Copies a blob out of the layout to `dest`, checking it on the way.
-    pub fn copy_blob_to_file(
+    pub(crate) fn copy_blob_to_file(
         &self,
         digest: &Digest,
         size: Option<u64>,
@@ -136,7 +136,7 @@ impl LayoutStore {
     }
 
     /// Opens a blob for reading. Callers that read it whole must check its digest.
-    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+    pub(crate) fn open_blob(&self, digest: &Digest) -> Result<File> {
         let path = self.blob_path(digest);
         File::open(&path).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
@@ -150,7 +150,7 @@ impl LayoutStore {
         })
     }
 
-    pub fn read_blob_bytes(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+    pub(crate) fn read_blob_bytes(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
         let path = self.blob_path(digest);
         self.open_blob(digest)?
@@ -190,7 +190,7 @@ impl LayoutStore {
     }
 
     /// The manifest a tag or digest names in this layout.
-    pub fn manifest(&self, selector: &str) -> Result<Option<Manifest>> {
+    pub(crate) fn manifest(&self, selector: &str) -> Result<Option<Manifest>> {
         let entries = self.entries()?;
         let entry = if selector.starts_with("sha256:") {
             let digest: Digest = selector.parse()?;
@@ -214,7 +214,7 @@ impl LayoutStore {
     }
 
     /// Stores the manifest as a blob and records it in `index.json`, under `tag` when given.
-    pub fn put_manifest(&self, manifest: &Manifest, tag: Option<&str>) -> Result<()> {
+    pub(crate) fn put_manifest(&self, manifest: &Manifest, tag: Option<&str>) -> Result<()> {
         if !self.has_blob(&manifest.digest) {
             self.put_blob_bytes(&manifest.digest, &manifest.bytes)?;
         }
@@ -245,7 +245,7 @@ impl LayoutStore {
         write_atomic(&self.root.join(INDEX_FILE), &to_json(&index))
     }
 
-    pub fn tags(&self) -> Result<Vec<String>> {
+    pub(crate) fn tags(&self) -> Result<Vec<String>> {
         Ok(self
             .entries()?
             .iter()
@@ -266,7 +266,7 @@ fn to_json(v: &Value) -> Vec<u8> {
 
 /// Streams `reader` to `dest` through a temporary file beside it; renames only when it
 /// matches `digest` (and `size`), so `dest` never holds wrong bytes.
-pub fn copy_verified(
+pub(crate) fn copy_verified(
     mut reader: impl Read,
     dest: &Path,
     digest: &Digest,
@@ -301,7 +301,7 @@ pub fn copy_verified(
 
 /// A temporary file in the folder of `dest` (created when missing), to be renamed onto
 /// `dest` once complete: a reader never sees a half-written file under its real name.
-pub fn temp_beside(dest: &Path) -> Result<tempfile::NamedTempFile> {
+pub(crate) fn temp_beside(dest: &Path) -> Result<tempfile::NamedTempFile> {
     let dir = match dest.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -16,7 +16,7 @@ use crate::oci::media;
 
 /// A manifest as bytes, with the digest of those exact bytes and its media type.
 #[derive(Clone, Debug)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     pub bytes: Vec<u8>,
     pub digest: Digest,
     pub media_type: String,
@@ -24,7 +24,7 @@ pub struct Manifest {
 
 impl Manifest {
     /// Wraps bytes margo-gitops produced.
-    pub fn new(media_type: impl Into<String>, bytes: Vec<u8>) -> Self {
+    pub(crate) fn new(media_type: impl Into<String>, bytes: Vec<u8>) -> Self {
         Manifest {
             digest: Digest::of(&bytes),
             bytes,
@@ -33,7 +33,7 @@ impl Manifest {
     }
 
     /// Wraps bytes read from somewhere, taking the media type from the JSON when not given.
-    pub fn from_bytes(bytes: Vec<u8>, media_type: Option<&str>) -> Result<Self> {
+    pub(crate) fn from_bytes(bytes: Vec<u8>, media_type: Option<&str>) -> Result<Self> {
         #[derive(serde::Deserialize)]
         struct Probe {
             #[serde(rename = "mediaType")]
@@ -51,11 +51,11 @@ impl Manifest {
         Ok(Manifest::new(media_type, bytes))
     }
 
-    pub fn is_index(&self) -> bool {
+    pub(crate) fn is_index(&self) -> bool {
         media::is_index(&self.media_type)
     }
 
-    pub fn image(&self) -> Result<OciImageManifest> {
+    pub(crate) fn image(&self) -> Result<OciImageManifest> {
         serde_json::from_slice(&self.bytes).map_err(|e| {
             Error::invalid(format!(
                 "manifest {} is not an image manifest: {e}",
@@ -64,13 +64,13 @@ impl Manifest {
         })
     }
 
-    pub fn index(&self) -> Result<OciImageIndex> {
+    pub(crate) fn index(&self) -> Result<OciImageIndex> {
         serde_json::from_slice(&self.bytes)
             .map_err(|e| Error::invalid(format!("manifest {} is not an index: {e}", self.digest)))
     }
 
     /// A descriptor pointing at this manifest.
-    pub fn descriptor(&self) -> OciDescriptor {
+    pub(crate) fn descriptor(&self) -> OciDescriptor {
         OciDescriptor {
             media_type: self.media_type.clone(),
             digest: self.digest.to_string(),
@@ -81,7 +81,7 @@ impl Manifest {
 }
 
 /// The descriptor of the empty JSON config (`{}`) artifacts carry.
-pub fn empty_config() -> OciDescriptor {
+pub(crate) fn empty_config() -> OciDescriptor {
     OciDescriptor {
         media_type: media::OCI_EMPTY.into(),
         digest: Digest::of(media::EMPTY_JSON).to_string(),
@@ -92,7 +92,7 @@ pub fn empty_config() -> OciDescriptor {
 
 /// An artifact manifest: `artifact_type`, the empty config, `layers`, `annotations` and,
 /// for a referrer, the `subject` it refers to.
-pub fn artifact(
+pub(crate) fn artifact(
     artifact_type: &str,
     layers: Vec<OciDescriptor>,
     annotations: BTreeMap<String, String>,
@@ -115,7 +115,7 @@ pub fn artifact(
 
 /// The compose archive layer of a package manifest (the current Margo layout's, or the
 /// PoC's), when it has one.
-pub fn compose_layer(package: &Manifest) -> Result<Option<OciDescriptor>> {
+pub(crate) fn compose_layer(package: &Manifest) -> Result<Option<OciDescriptor>> {
     Ok(package.image()?.layers.into_iter().find(|l| {
         l.media_type == media::MARGO_COMPOSE_LAYER || l.media_type == media::POC_APP_LAYER
     }))

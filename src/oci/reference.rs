@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::oci::digest::Digest;
 
-pub const LAYOUT_PREFIX: &str = "oci-layout:";
+pub(crate) const LAYOUT_PREFIX: &str = "oci-layout:";
 
 /// A repository: the place that holds tags and manifests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct Target {
 
 impl Target {
     /// Parses a REFERENCE: a tag or digest may follow the repository.
-    pub fn parse(input: &str) -> Result<Self> {
+    pub(crate) fn parse(input: &str) -> Result<Self> {
         let usage = |why: &str| {
             Error::Usage(format!(
                 "`{input}` is not a valid reference: {why}; expected `registry/repository[:tag][@sha256:…]` or `oci-layout:PATH[:tag]`"
@@ -92,7 +92,7 @@ impl Target {
     }
 
     /// The tag or digest to resolve: the digest when both are given.
-    pub fn selector(&self) -> Option<String> {
+    pub(crate) fn selector(&self) -> Option<String> {
         self.digest
             .as_ref()
             .map(|d| d.to_string())
@@ -108,7 +108,7 @@ fn split_layout_tag(path: &str) -> (&str, Option<&str>) {
 }
 
 /// The OCI distribution spec's tag grammar: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
-pub fn valid_tag(tag: &str) -> bool {
+pub(crate) fn valid_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
     !b.is_empty()
         && b.len() <= 128
@@ -119,7 +119,7 @@ pub fn valid_tag(tag: &str) -> bool {
 
 impl Repo {
     /// A sibling repository whose name has `suffix` appended (`acme/app` → `acme/app-app`).
-    pub fn sibling(&self, suffix: &str) -> Repo {
+    pub(crate) fn sibling(&self, suffix: &str) -> Repo {
         match self {
             Repo::Registry {
                 registry,
@@ -133,30 +133,6 @@ impl Repo {
                 s.push(suffix);
                 Repo::Layout(PathBuf::from(s))
             }
-        }
-    }
-
-    /// The registry host, for registries.
-    pub fn registry(&self) -> Option<&str> {
-        match self {
-            Repo::Registry { registry, .. } => Some(registry),
-            Repo::Layout(_) => None,
-        }
-    }
-
-    pub fn at_tag(&self, tag: &str) -> Target {
-        Target {
-            repo: self.clone(),
-            tag: Some(tag.to_string()),
-            digest: None,
-        }
-    }
-
-    pub fn at_digest(&self, digest: &Digest) -> Target {
-        Target {
-            repo: self.clone(),
-            tag: None,
-            digest: Some(digest.clone()),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::oci::media;
 use crate::oci::store::Store;
 
 /// The referrers of `subject`: the registry's referrers API, else the referrers tag.
-pub async fn list(store: &Store, subject: &Digest) -> Result<Vec<ImageIndexEntry>> {
+pub(crate) async fn list(store: &Store, subject: &Digest) -> Result<Vec<ImageIndexEntry>> {
     match store {
         Store::Registry(r) => r.referrers(subject).await,
         Store::Layout(_) => Ok(match store.manifest(&subject.dashed()).await? {
@@ -27,7 +27,7 @@ pub async fn list(store: &Store, subject: &Digest) -> Result<Vec<ImageIndexEntry
 }
 
 /// Lists `referrer` (already in the store) under the referrers tag of `subject`, once.
-pub async fn add(
+pub(crate) async fn add(
     store: &Store,
     subject: &Manifest,
     referrer: &Manifest,

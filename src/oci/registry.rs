@@ -26,7 +26,7 @@ use crate::oci::media;
 use crate::oci::store::Connect;
 use crate::progress::Progress;
 
-pub struct RegistryStore {
+pub(crate) struct RegistryStore {
     client: Client,
     registry: String,
     repository: String,
@@ -38,7 +38,7 @@ const CHUNK: usize = 1 << 20;
 
 impl RegistryStore {
     /// Connects to `registry/repository`, authenticating for pull (and push when asked).
-    pub async fn connect(
+    pub(crate) async fn connect(
         registry: &str,
         repository: &str,
         connect: &Connect,
@@ -222,14 +222,14 @@ impl RegistryStore {
         }
     }
 
-    pub async fn has_blob(&self, digest: &Digest) -> Result<bool> {
+    pub(crate) async fn has_blob(&self, digest: &Digest) -> Result<bool> {
         self.client
             .blob_exists(&self.reference(None), digest.as_str())
             .await
             .map_err(|e| self.error(e, &format!("blob {digest}")))
     }
 
-    pub async fn push_blob_file(
+    pub(crate) async fn push_blob_file(
         &self,
         digest: &Digest,
         size: u64,
@@ -258,7 +258,7 @@ impl RegistryStore {
         Ok(())
     }
 
-    pub async fn push_blob_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+    pub(crate) async fn push_blob_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
         self.client
             .push_blob(&self.reference(None), bytes.to_vec(), digest.as_str())
             .await
@@ -303,7 +303,7 @@ impl RegistryStore {
         Ok(())
     }
 
-    pub async fn fetch_blob_to_file(
+    pub(crate) async fn fetch_blob_to_file(
         &self,
         digest: &Digest,
         size: u64,
@@ -323,7 +323,11 @@ impl RegistryStore {
         Ok(())
     }
 
-    pub async fn fetch_blob_bytes(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+    pub(crate) async fn fetch_blob_bytes(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+    ) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         self.stream_blob(digest, size, |chunk| {
             if out.len() + chunk.len() > super::store::MAX_SMALL_BLOB as usize {
@@ -338,7 +342,7 @@ impl RegistryStore {
         Ok(out)
     }
 
-    pub async fn manifest(&self, selector: &str) -> Result<Option<Manifest>> {
+    pub(crate) async fn manifest(&self, selector: &str) -> Result<Option<Manifest>> {
         let reference = self.reference(Some(selector));
         match self
             .client
@@ -364,7 +368,7 @@ impl RegistryStore {
     }
 
     /// PUTs a manifest under `selector`: its digest, or a tag.
-    pub async fn push_manifest(&self, manifest: &Manifest, selector: &str) -> Result<()> {
+    pub(crate) async fn push_manifest(&self, manifest: &Manifest, selector: &str) -> Result<()> {
         let content_type = manifest.media_type.parse().map_err(|_| {
             Error::invalid(format!(
                 "media type `{}` is not a valid header",
@@ -389,7 +393,7 @@ impl RegistryStore {
 
     /// The referrers of `subject`: the referrers API, or (when the registry answers 404
     /// there) the `sha256-<hex>` tag, as the distribution spec's fallback says.
-    pub async fn referrers(&self, subject: &Digest) -> Result<Vec<ImageIndexEntry>> {
+    pub(crate) async fn referrers(&self, subject: &Digest) -> Result<Vec<ImageIndexEntry>> {
         let reference = self.reference(Some(subject.as_str()));
         match self.client.pull_referrers(&reference, None).await {
             Ok(index) => Ok(index.manifests),
@@ -400,7 +404,7 @@ impl RegistryStore {
         }
     }
 
-    pub async fn tags(&self) -> Result<Vec<String>> {
+    pub(crate) async fn tags(&self) -> Result<Vec<String>> {
         const PAGE: usize = 1000;
         let mut all = Vec::new();
         let mut seen = std::collections::HashSet::new();

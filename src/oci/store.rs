@@ -19,7 +19,7 @@ use crate::oci::reference::Repo;
 use crate::progress::Progress;
 
 /// Largest manifest or config margo-gitops will hold in memory (the registry's own limit is 4 MiB).
-pub const MAX_SMALL_BLOB: u64 = 16 << 20;
+pub(crate) const MAX_SMALL_BLOB: u64 = 16 << 20;
 
 /// How to reach registries: TLS, plain HTTP, credentials.
 #[derive(Clone, Debug, Default)]
@@ -33,24 +33,24 @@ pub struct Connect {
 }
 
 /// Where content is read from or written to.
-pub enum Store {
+pub(crate) enum Store {
     Registry(super::registry::RegistryStore),
     Layout(super::layout::LayoutStore),
 }
 
 /// The digest and media type of a blob to move, and its size.
-pub fn descriptor_digest(desc: &OciDescriptor) -> Result<Digest> {
+pub(crate) fn descriptor_digest(desc: &OciDescriptor) -> Result<Digest> {
     desc.digest.parse()
 }
 
 impl Store {
     /// Opens a repository for reading; a layout folder must exist.
-    pub async fn open(repo: &Repo, connect: &Connect) -> Result<Store> {
+    pub(crate) async fn open(repo: &Repo, connect: &Connect) -> Result<Store> {
         Self::open_mode(repo, connect, false).await
     }
 
     /// Opens a repository for writing; a layout folder is created when missing.
-    pub async fn open_for_push(repo: &Repo, connect: &Connect) -> Result<Store> {
+    pub(crate) async fn open_for_push(repo: &Repo, connect: &Connect) -> Result<Store> {
         Self::open_mode(repo, connect, true).await
     }
 
@@ -71,7 +71,7 @@ impl Store {
         })
     }
 
-    pub async fn has_blob(&self, digest: &Digest) -> Result<bool> {
+    pub(crate) async fn has_blob(&self, digest: &Digest) -> Result<bool> {
         match self {
             Store::Registry(r) => r.has_blob(digest).await,
             Store::Layout(l) => Ok(l.has_blob(digest)),
@@ -79,7 +79,7 @@ impl Store {
     }
 
     /// Sends the blob in `file` unless the store has it; true when it was sent.
-    pub async fn push_blob_file(&self, desc: &OciDescriptor, file: &Path) -> Result<bool> {
+    pub(crate) async fn push_blob_file(&self, desc: &OciDescriptor, file: &Path) -> Result<bool> {
         let digest = descriptor_digest(desc)?;
         if self.has_blob(&digest).await? {
             return Ok(false);
@@ -95,7 +95,7 @@ impl Store {
     }
 
     /// Sends a small blob held in memory unless the store has it.
-    pub async fn push_blob_bytes(&self, bytes: &[u8]) -> Result<bool> {
+    pub(crate) async fn push_blob_bytes(&self, bytes: &[u8]) -> Result<bool> {
         let digest = Digest::of(bytes);
         if self.has_blob(&digest).await? {
             return Ok(false);
@@ -108,7 +108,7 @@ impl Store {
     }
 
     /// Copies a blob into `dest`, checking its digest and size; `dest` appears only when right.
-    pub async fn fetch_blob_to_file(&self, desc: &OciDescriptor, dest: &Path) -> Result<()> {
+    pub(crate) async fn fetch_blob_to_file(&self, desc: &OciDescriptor, dest: &Path) -> Result<()> {
         let digest = descriptor_digest(desc)?;
         let size = desc.size as u64;
         let progress = Progress::new(format!("fetching {}", short_name(desc)), size);
@@ -121,7 +121,11 @@ impl Store {
     }
 
     /// Reads a small blob (a config, a descriptor file), checked against its digest.
-    pub async fn fetch_blob_bytes(&self, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+    pub(crate) async fn fetch_blob_bytes(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+    ) -> Result<Vec<u8>> {
         if size.is_some_and(|s| s > MAX_SMALL_BLOB) {
             return Err(Error::invalid(format!(
                 "blob {digest} is {} bytes, too large to read into memory",
@@ -135,7 +139,7 @@ impl Store {
     }
 
     /// The manifest a tag or digest names, or `None` when it names nothing.
-    pub async fn manifest(&self, selector: &str) -> Result<Option<Manifest>> {
+    pub(crate) async fn manifest(&self, selector: &str) -> Result<Option<Manifest>> {
         match self {
             Store::Registry(r) => r.manifest(selector).await,
             Store::Layout(l) => l.manifest(selector),
@@ -144,12 +148,12 @@ impl Store {
 
     /// The digest a tag (or digest) points at, or `None`. One request for a registry,
     /// found or not (a HEAD would cost a second one on a miss).
-    pub async fn resolve(&self, selector: &str) -> Result<Option<Digest>> {
+    pub(crate) async fn resolve(&self, selector: &str) -> Result<Option<Digest>> {
         Ok(self.manifest(selector).await?.map(|m| m.digest))
     }
 
     /// Writes a manifest by its digest; its blobs must be in the store already.
-    pub async fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
+    pub(crate) async fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
         match self {
             Store::Registry(r) => r.push_manifest(manifest, manifest.digest.as_str()).await,
             Store::Layout(l) => l.put_manifest(manifest, None),
@@ -157,7 +161,7 @@ impl Store {
     }
 
     /// Points `tag` at a manifest that is in the store; false when it pointed there already.
-    pub async fn set_tag(&self, manifest: &Manifest, tag: &str) -> Result<bool> {
+    pub(crate) async fn set_tag(&self, manifest: &Manifest, tag: &str) -> Result<bool> {
         if self.resolve(tag).await?.as_ref() == Some(&manifest.digest) {
             return Ok(false);
         }
@@ -169,7 +173,7 @@ impl Store {
     }
 
     /// Every tag of the repository, sorted.
-    pub async fn tags(&self) -> Result<Vec<String>> {
+    pub(crate) async fn tags(&self) -> Result<Vec<String>> {
         let mut tags = match self {
             Store::Registry(r) => r.tags().await?,
             Store::Layout(l) => l.tags()?,

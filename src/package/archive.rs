@@ -15,26 +15,26 @@ use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 const BLOCK: u64 = 512;
 
 /// The bytes a file entry of `size` takes in a tar: header plus padded data.
-pub fn entry_size(size: u64) -> u64 {
+pub(crate) fn entry_size(size: u64) -> u64 {
     BLOCK + size.div_ceil(BLOCK) * BLOCK
 }
 
 /// The size of a whole tar holding files of these sizes (directories count as size 0).
-pub fn tar_size(sizes: impl IntoIterator<Item = u64>) -> u64 {
+pub(crate) fn tar_size(sizes: impl IntoIterator<Item = u64>) -> u64 {
     sizes.into_iter().map(entry_size).sum::<u64>() + 2 * BLOCK
 }
 
-pub struct TarWriter<W: Write> {
+pub(crate) struct TarWriter<W: Write> {
     out: W,
     mtime: u64,
 }
 
 impl<W: Write> TarWriter<W> {
-    pub fn new(out: W, mtime: u64) -> Self {
+    pub(crate) fn new(out: W, mtime: u64) -> Self {
         TarWriter { out, mtime }
     }
 
-    pub fn get_mut(&mut self) -> &mut W {
+    pub(crate) fn get_mut(&mut self) -> &mut W {
         &mut self.out
     }
 
@@ -65,25 +65,31 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// A directory entry; `path` without a trailing slash.
-    pub fn dir(&mut self, path: &str) -> io::Result<()> {
+    pub(crate) fn dir(&mut self, path: &str) -> io::Result<()> {
         let h = self.header(&format!("{path}/"), tar::EntryType::Directory, 0o755, 0)?;
         self.out.write_all(h.as_bytes())
     }
 
     /// Starts a file entry of exactly `size` bytes; write them, then call [`Self::end_file`].
-    pub fn begin_file(&mut self, path: &str, mode: u32, size: u64) -> io::Result<()> {
+    pub(crate) fn begin_file(&mut self, path: &str, mode: u32, size: u64) -> io::Result<()> {
         let h = self.header(path, tar::EntryType::Regular, mode, size)?;
         self.out.write_all(h.as_bytes())
     }
 
     /// Pads the file entry of `size` bytes to a whole block.
-    pub fn end_file(&mut self, size: u64) -> io::Result<()> {
+    pub(crate) fn end_file(&mut self, size: u64) -> io::Result<()> {
         let pad = (BLOCK - size % BLOCK) % BLOCK;
         self.out.write_all(&[0u8; BLOCK as usize][..pad as usize])
     }
 
     /// A whole file from a reader that must yield exactly `size` bytes.
-    pub fn file(&mut self, path: &str, mode: u32, size: u64, reader: impl Read) -> io::Result<()> {
+    pub(crate) fn file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        size: u64,
+        reader: impl Read,
+    ) -> io::Result<()> {
         self.begin_file(path, mode, size)?;
         let copied = io::copy(&mut reader.take(size), &mut self.out)?;
         if copied != size {
@@ -95,12 +101,12 @@ impl<W: Write> TarWriter<W> {
         self.end_file(size)
     }
 
-    pub fn file_bytes(&mut self, path: &str, mode: u32, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn file_bytes(&mut self, path: &str, mode: u32, bytes: &[u8]) -> io::Result<()> {
         self.file(path, mode, bytes.len() as u64, bytes)
     }
 
     /// Writes the end-of-archive marker and returns the writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         self.out.write_all(&[0u8; 2 * BLOCK as usize])?;
         Ok(self.out)
     }
@@ -114,7 +120,7 @@ impl<W: Write> TarWriter<W> {
 /// completely, so block boundaries do not depend on how the caller chunks its writes),
 /// after a sync flush that byte-aligns the stream; the compressor is reset afterwards so
 /// that no later match reaches back into the stored bytes.
-pub struct GzipWriter<W: Write> {
+pub(crate) struct GzipWriter<W: Write> {
     out: W,
     compress: Compress,
     crc: Crc,
@@ -125,7 +131,7 @@ pub struct GzipWriter<W: Write> {
 const STORED_MAX: usize = 65_535;
 
 impl<W: Write> GzipWriter<W> {
-    pub fn new(mut out: W, level: Compression) -> io::Result<Self> {
+    pub(crate) fn new(mut out: W, level: Compression) -> io::Result<Self> {
         // Magic, deflate, no flags, mtime 0, no extra flags, OS unknown: the same bytes anywhere.
         out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255])?;
         Ok(GzipWriter {
@@ -176,7 +182,7 @@ impl<W: Write> GzipWriter<W> {
     }
 
     /// Stores what follows without compressing it (`true`), or compresses again (`false`).
-    pub fn set_stored(&mut self, stored: bool) -> io::Result<()> {
+    pub(crate) fn set_stored(&mut self, stored: bool) -> io::Result<()> {
         match (stored, self.stored.is_some()) {
             (true, false) => {
                 self.deflate(&[], FlushCompress::Sync)?;
@@ -189,7 +195,7 @@ impl<W: Write> GzipWriter<W> {
     }
 
     /// Ends the stream with its checksum and length; returns the writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         self.flush_stored()?;
         while self.deflate(&[], FlushCompress::Finish)? != Status::StreamEnd {}
         let crc = self.crc.sum().to_le_bytes();

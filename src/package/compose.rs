@@ -23,7 +23,7 @@ use serde_norway::Value;
 use crate::error::{Error, Result};
 
 /// Compose file names, in the order Docker Compose looks for them.
-pub const COMPOSE_NAMES: [&str; 4] = [
+pub(crate) const COMPOSE_NAMES: [&str; 4] = [
     "compose.yaml",
     "compose.yml",
     "docker-compose.yaml",
@@ -32,7 +32,7 @@ pub const COMPOSE_NAMES: [&str; 4] = [
 
 /// A parsed and checked compose app.
 #[derive(Debug)]
-pub struct ComposeApp {
+pub(crate) struct ComposeApp {
     pub dir: PathBuf,
     pub file: PathBuf,
     text: String,
@@ -45,7 +45,7 @@ pub struct ComposeApp {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServiceInfo {
+pub(crate) struct ServiceInfo {
     pub name: String,
     /// The `image:` reference as written.
     pub image: Option<String>,
@@ -54,7 +54,7 @@ pub struct ServiceInfo {
 }
 
 /// Finds the compose file in `dir`.
-pub fn find(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn find(dir: &Path) -> Result<PathBuf> {
     if !dir.is_dir() {
         return Err(Error::Usage(format!(
             "app folder {} does not exist or is not a folder",
@@ -76,7 +76,7 @@ pub fn find(dir: &Path) -> Result<PathBuf> {
 
 impl ComposeApp {
     /// Finds, parses and checks the compose app in `dir`.
-    pub fn load(dir: &Path) -> Result<Self> {
+    pub(crate) fn load(dir: &Path) -> Result<Self> {
         let file = find(dir)?;
         let text = std::fs::read_to_string(&file).map_err(Error::io("read", &file))?;
         let compose: compose_spec::Compose = serde_norway::from_str(&text).map_err(|e| {
@@ -134,13 +134,13 @@ impl ComposeApp {
     }
 
     /// The line of the compose file where `needle` first appears.
-    pub fn line_of(&self, needle: &str) -> Option<usize> {
+    pub(crate) fn line_of(&self, needle: &str) -> Option<usize> {
         line_of(&self.text, needle)
     }
 
     /// The compose file with each service's image replaced by `pins[service]` and `build`
     /// removed (a device does not build). Everything else is kept as written.
-    pub fn pinned(&self, pins: &BTreeMap<String, String>) -> Result<String> {
+    pub(crate) fn pinned(&self, pins: &BTreeMap<String, String>) -> Result<String> {
         let mut doc: Value = serde_norway::from_str(&self.text).map_err(|e| {
             Error::invalid_file(&self.file, e.location().map(|l| l.line()), e.to_string())
         })?;

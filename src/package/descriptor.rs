@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::oci::digest::Digest;
 
 /// Identifies descriptors written by this version of the format.
-pub const DESCRIPTOR_SCHEMA: &str = "margo-gitops.package.v1";
+pub(crate) const DESCRIPTOR_SCHEMA: &str = "margo-gitops.package.v1";
 
 /// What `prepare` wrote, and what `publish` reads back.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub struct ResourceRef {
 
 impl Descriptor {
     /// Reads the descriptor for a package file or an output folder.
-    pub fn find(input: &Path) -> Result<(Descriptor, PathBuf)> {
+    pub(crate) fn find(input: &Path) -> Result<(Descriptor, PathBuf)> {
         let path = if input.is_dir() {
             let mut found = Vec::new();
             for entry in fs::read_dir(input).map_err(Error::io("read", input))? {
@@ -148,15 +148,10 @@ impl Descriptor {
         }
         Ok(d)
     }
-
-    /// File name stem shared by the archive, the descriptor and the app folder.
-    pub fn stem(&self) -> String {
-        format!("{}-{}", self.app_id, self.version)
-    }
 }
 
 /// The OCI tag of a version: tags cannot hold `+`, so SemVer build metadata gets `_`, as
 /// Helm does.
-pub fn tag_for_version(version: &str) -> String {
+pub(crate) fn tag_for_version(version: &str) -> String {
     version.replace('+', "_")
 }

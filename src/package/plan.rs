@@ -35,7 +35,7 @@ pub enum Format {
 }
 
 /// Where and how to publish, as the command line says it.
-pub struct PlanRequest<'a> {
+pub(crate) struct PlanRequest<'a> {
     pub to: &'a Repo,
     pub app_to: Option<&'a Repo>,
     /// Tag with this version instead of the package's.
@@ -45,7 +45,7 @@ pub struct PlanRequest<'a> {
 }
 
 /// Every artifact to publish.
-pub struct Plan {
+pub(crate) struct Plan {
     pub version: String,
     /// The package archive, as a file.
     pub archive: PathBuf,
@@ -54,7 +54,7 @@ pub struct Plan {
 }
 
 /// One artifact: its manifest, the blobs behind it, where it goes and its tags.
-pub struct Artifact {
+pub(crate) struct Artifact {
     pub repo: Repo,
     pub tags: Vec<String>,
     pub manifest: Manifest,
@@ -62,19 +62,19 @@ pub struct Artifact {
     pub blobs: Vec<Blob>,
 }
 
-pub struct Blob {
+pub(crate) struct Blob {
     pub descriptor: OciDescriptor,
     pub source: BlobSource,
 }
 
-pub enum BlobSource {
+pub(crate) enum BlobSource {
     File(PathBuf),
     Bytes(Vec<u8>),
 }
 
 /// One write, naming artifacts and blobs by their place in the plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Write {
+pub(crate) enum Write {
     Blob {
         artifact: usize,
         blob: usize,
@@ -92,7 +92,7 @@ pub enum Write {
 
 impl Plan {
     /// Plans the publication of the package `d` whose files are in `base`.
-    pub fn new(d: &Descriptor, base: &Path, req: &PlanRequest) -> Result<Plan> {
+    pub(crate) fn new(d: &Descriptor, base: &Path, req: &PlanRequest) -> Result<Plan> {
         let version = req.version.unwrap_or(&d.version).to_string();
         if !app::is_semver(&version) {
             return Err(Error::Usage(format!(
@@ -138,7 +138,7 @@ impl Plan {
     }
 
     /// The writes, in the order they are made: blobs, manifests, the signature, tags.
-    pub fn writes(&self, signed: bool) -> Vec<Write> {
+    pub(crate) fn writes(&self, signed: bool) -> Vec<Write> {
         let each = || self.artifacts.iter().enumerate();
         let mut out: Vec<Write> = each()
             .flat_map(|(i, a)| {

@@ -67,7 +67,7 @@ impl Found {
     }
 
     /// Whether this is an OpenPGP signature (over the archive) rather than a bundle.
-    pub fn is_pgp(&self) -> bool {
+    pub(crate) fn is_pgp(&self) -> bool {
         self.pgp_key_digest.is_some()
     }
 
@@ -89,7 +89,7 @@ impl Found {
 }
 
 /// The signatures of `subject`, with their content: the bundle, or the armored OpenPGP signature.
-pub async fn signatures(store: &Store, subject: &Digest) -> Result<Vec<(Found, Vec<u8>)>> {
+pub(crate) async fn signatures(store: &Store, subject: &Digest) -> Result<Vec<(Found, Vec<u8>)>> {
     let mut out = Vec::new();
     for (referrer, _) in signature_entries(store, subject).await? {
         if let Some(found) = fetch_signature(store, &referrer).await? {
@@ -101,7 +101,7 @@ pub async fn signatures(store: &Store, subject: &Digest) -> Result<Vec<(Found, V
 
 /// The one signature templates show: the OpenPGP one when there is one (the PoC form's
 /// `keyLocation` needs its key), else the first; only that one is read.
-pub async fn template_signature(store: &Store, subject: &Digest) -> Result<Option<Found>> {
+pub(crate) async fn template_signature(store: &Store, subject: &Digest) -> Result<Option<Found>> {
     let mut entries = signature_entries(store, subject).await?;
     // Stable: OpenPGP entries first, the listing order kept otherwise.
     entries.sort_by_key(|(_, t)| t.as_deref() != Some(pgp::ARTIFACT_TYPE));

@@ -176,14 +176,14 @@ fn decrypt_cosign_key(path: &Path, pem: &str) -> Result<SigningKey> {
 }
 
 /// Reads a public key (SPKI PEM).
-pub fn load_public_key(path: &Path) -> Result<VerifyingKey> {
+pub(crate) fn load_public_key(path: &Path) -> Result<VerifyingKey> {
     let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
     VerifyingKey::from_public_key_pem(&text)
         .map_err(|_| Error::invalid_file(path, None, "not a P-256 public key (PEM)"))
 }
 
 /// The key's hint: base64 of the SHA-256 of its SubjectPublicKeyInfo, as Sigstore names keys.
-pub fn key_hint(key: &VerifyingKey) -> String {
+pub(crate) fn key_hint(key: &VerifyingKey) -> String {
     let der = key
         .to_public_key_der()
         .map(|d| d.as_bytes().to_vec())
@@ -216,7 +216,7 @@ pub(crate) fn key_bundle_for(key: &SigningKey, digest: &[u8; 32]) -> Vec<u8> {
 }
 
 /// Checks a key bundle against the artifact bytes the store serves; `Err` says why not.
-pub fn verify_key_bundle(
+pub(crate) fn verify_key_bundle(
     bundle: &[u8],
     artifact: &[u8],
     key: &VerifyingKey,

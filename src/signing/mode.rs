@@ -52,7 +52,7 @@ pub struct SignOptions {
 }
 
 impl SignOptions {
-    pub fn none() -> SignOptions {
+    pub(crate) fn none() -> SignOptions {
         SignOptions {
             mode: SignMode::None,
             tokens: TokenSource::default(),

@@ -20,13 +20,13 @@ use pgp::types::{KeyDetails, Password, SigningKey};
 use crate::error::{Error, Result};
 use crate::signing::refusal::Refusal;
 
-pub const SIGNATURE_MEDIA_TYPE: &str = "application/vnd.margo.app.v1+sig";
-pub const KEY_MEDIA_TYPE: &str = "application/pgp-keys";
+pub(crate) const SIGNATURE_MEDIA_TYPE: &str = "application/vnd.margo.app.v1+sig";
+pub(crate) const KEY_MEDIA_TYPE: &str = "application/pgp-keys";
 /// The referrer's artifactType.
-pub const ARTIFACT_TYPE: &str = "application/vnd.margo.app.v1+sig";
+pub(crate) const ARTIFACT_TYPE: &str = "application/vnd.margo.app.v1+sig";
 
 /// A loaded OpenPGP signing key.
-pub struct PgpSigner {
+pub(crate) struct PgpSigner {
     key: SignedSecretKey,
     password: Password,
     /// The armored public key, published beside every signature.
@@ -35,7 +35,7 @@ pub struct PgpSigner {
 }
 
 impl PgpSigner {
-    pub fn load(path: &Path) -> Result<PgpSigner> {
+    pub(crate) fn load(path: &Path) -> Result<PgpSigner> {
         let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
         crate::signing::keys::warn_if_readable(path);
         let (key, _) = SignedSecretKey::from_string(&text).map_err(|_| {
@@ -67,7 +67,7 @@ impl PgpSigner {
     }
 
     /// A detached, armored signature over what `data` yields.
-    pub fn sign(&self, data: impl Read) -> Result<String> {
+    pub(crate) fn sign(&self, data: impl Read) -> Result<String> {
         // The primary key when it can sign, else the first subkey that can.
         let primary = &self.key.primary_key;
         let key: Box<&dyn SigningKey> = if primary.algorithm().can_sign() {
@@ -98,32 +98,32 @@ impl PgpSigner {
     }
 
     /// Signs a file, streamed.
-    pub fn sign_file(&self, path: &Path) -> Result<String> {
+    pub(crate) fn sign_file(&self, path: &Path) -> Result<String> {
         let f = std::fs::File::open(path).map_err(Error::io("read", path))?;
         self.sign(std::io::BufReader::new(f))
     }
 }
 
 /// Reads an armored public key.
-pub fn load_public_key(path: &Path) -> Result<SignedPublicKey> {
+pub(crate) fn load_public_key(path: &Path) -> Result<SignedPublicKey> {
     let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
     parse_public_key(&text).map_err(|m| Error::invalid_file(path, None, m.to_string()))
 }
 
-pub fn parse_public_key(armored: &str) -> std::result::Result<SignedPublicKey, Refusal> {
+pub(crate) fn parse_public_key(armored: &str) -> std::result::Result<SignedPublicKey, Refusal> {
     SignedPublicKey::from_string(armored)
         .map(|(k, _)| k)
         .map_err(|_| Refusal::NotPgpPublicKey)
 }
 
 /// The fingerprint of a public key, upper-case hex.
-pub fn fingerprint(key: &SignedPublicKey) -> String {
+pub(crate) fn fingerprint(key: &SignedPublicKey) -> String {
     key.primary_key.fingerprint().to_string().to_uppercase()
 }
 
 /// Checks an armored detached signature over `data` (streamed) with `key`: the primary
 /// key or the subkey the signature names as its issuer.
-pub fn verify(
+pub(crate) fn verify(
     signature: &str,
     key: &SignedPublicKey,
     data: impl Read,

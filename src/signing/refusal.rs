@@ -4,7 +4,7 @@
 
 /// A refused signature, certificate, log entry or key, and the check that refused it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     // What the signature is.
     #[error("not a Sigstore bundle: {0}")]
     NotABundle(String),

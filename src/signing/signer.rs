@@ -34,14 +34,14 @@ use crate::signing::sigstore::trust::Trust;
 
 /// A ready signer: keys are loaded and the identity token source checked before anything
 /// is pushed, so a bad key or a missing token stops a publish early.
-pub enum Signer {
+pub(crate) enum Signer {
     Key(SigningKey),
     Keyless { tokens: TokenSource, trust: Trust },
     Pgp(Box<pgp::PgpSigner>),
 }
 
 /// A package's signature, made and not yet published.
-pub enum Signature {
+pub(crate) enum Signature {
     /// A Sigstore bundle over the package manifest.
     Bundle(Vec<u8>),
     /// An OpenPGP signature over the package archive (`archive` names the blob).
@@ -55,7 +55,7 @@ pub enum Signature {
 
 impl Signer {
     /// The signer the options ask for; `None` for `none`.
-    pub fn new(opts: &SignOptions) -> Result<Option<Signer>> {
+    pub(crate) fn new(opts: &SignOptions) -> Result<Option<Signer>> {
         match &opts.mode {
             SignMode::None => Ok(None),
             SignMode::Key(path) => Ok(Some(Signer::Key(load_key(path)?))),
@@ -102,7 +102,11 @@ impl Signer {
 
     /// Signs a local file (`package prepare --sign`): returns the signature's bytes and
     /// the file extension it is written under.
-    pub async fn sign_file(&self, path: &Path, digest: &Digest) -> Result<(Vec<u8>, &'static str)> {
+    pub(crate) async fn sign_file(
+        &self,
+        path: &Path,
+        digest: &Digest,
+    ) -> Result<(Vec<u8>, &'static str)> {
         match self {
             Signer::Pgp(p) => Ok((p.sign_file(path)?.into_bytes(), "asc")),
             _ => Ok((self.bundle(&digest_bytes(digest)).await?, "sigstore.json")),
@@ -111,7 +115,7 @@ impl Signer {
 
     /// Signs a package: its manifest (Sigstore modes) or its archive, read from
     /// `archive_file` when given, else fetched from `store` (OpenPGP).
-    pub async fn sign_package(
+    pub(crate) async fn sign_package(
         &self,
         subject: &Manifest,
         store: &Store,
@@ -149,7 +153,7 @@ impl Signer {
 
     /// Signs the package `subject` in `store` and attaches the signature; returns the
     /// referrer.
-    pub async fn attach(&self, store: &Store, subject: &Manifest) -> Result<Digest> {
+    pub(crate) async fn attach(&self, store: &Store, subject: &Manifest) -> Result<Digest> {
         let signature = self.sign_package(subject, store, None).await?;
         attach_signature(store, subject, &signature).await
     }
@@ -163,7 +167,7 @@ fn digest_bytes(d: &Digest) -> [u8; 32] {
 }
 
 /// Publishes `signature` as a referrer of `subject` and lists it under the referrers tag.
-pub async fn attach_signature(
+pub(crate) async fn attach_signature(
     store: &Store,
     subject: &Manifest,
     signature: &Signature,

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::oci::layout::LayoutStore;
 
 /// Where images are kept between runs: an OCI layout folder used for its blobs.
-pub fn open_cache(dir: Option<&Path>) -> Result<LayoutStore> {
+pub(crate) fn open_cache(dir: Option<&Path>) -> Result<LayoutStore> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => default_cache_dir(),

@@ -138,7 +138,7 @@ impl TarIndex {
 
 /// Imports the image in a local archive. `want` (the compose `image:` name) picks one
 /// image out of an archive holding several.
-pub fn from_archive(
+pub(crate) fn from_archive(
     path: &Path,
     platform: &Platform,
     cache: &LayoutStore,

@@ -22,14 +22,14 @@ use oci_client::manifest::OciDescriptor;
 
 use crate::oci::manifest::Manifest;
 
-pub use cache::open_cache;
-pub use import::from_archive;
+pub(crate) use cache::open_cache;
+pub(crate) use import::from_archive;
 pub use platform::Platform;
-pub use pull::from_registry;
+pub(crate) use pull::from_registry;
 
 /// An image narrowed to one platform, pinned by its manifest digest.
 #[derive(Clone, Debug)]
-pub struct ResolvedImage {
+pub(crate) struct ResolvedImage {
     /// The name to write in the compose file, without tag or digest.
     pub name: String,
     pub tag: Option<String>,
@@ -42,7 +42,7 @@ pub struct ResolvedImage {
 
 impl ResolvedImage {
     /// `name[:tag]@sha256:…`, the reference the compose file pins.
-    pub fn pinned(&self) -> String {
+    pub(crate) fn pinned(&self) -> String {
         match &self.tag {
             Some(t) => format!("{}:{t}@{}", self.name, self.manifest.digest),
             None => format!("{}@{}", self.name, self.manifest.digest),
@@ -50,7 +50,7 @@ impl ResolvedImage {
     }
 
     /// Config and layers, each once, in manifest order.
-    pub fn blobs(&self) -> Vec<&OciDescriptor> {
+    pub(crate) fn blobs(&self) -> Vec<&OciDescriptor> {
         let mut seen = std::collections::BTreeSet::new();
         std::iter::once(&self.config)
             .chain(&self.layers)
@@ -60,7 +60,7 @@ impl ResolvedImage {
 }
 
 /// `name[:tag][@digest]` → (name, tag).
-pub fn split_name(reference: &str) -> (String, Option<String>) {
+pub(crate) fn split_name(reference: &str) -> (String, Option<String>) {
     let no_digest = reference.split('@').next().unwrap_or(reference);
     match no_digest.rsplit_once(':') {
         Some((n, t)) if !t.contains('/') => (n.to_string(), Some(t.to_string())),

@@ -10,7 +10,7 @@ use crate::package::image::platform::{check_platform, pick_platform, Platform};
 use crate::package::image::{split_name, ResolvedImage};
 
 /// Resolves `reference` from its registry; fetches config and (when `with_layers`) layers.
-pub async fn from_registry(
+pub(crate) async fn from_registry(
     reference: &str,
     platform: &Platform,
     connect: &Connect,

@@ -58,7 +58,7 @@ impl ResolvedImage {
     }
 
     /// The size in bytes of the archive [`Self::write_archive`] writes.
-    pub fn archive_size(&self) -> u64 {
+    pub(crate) fn archive_size(&self) -> u64 {
         let (index, docker) = self.archive_parts();
         let mut sizes = vec![
             OCI_LAYOUT.len() as u64,
@@ -72,7 +72,7 @@ impl ResolvedImage {
 
     /// Writes the image archive (see the module doc) into `out`, reading blobs from `cache`
     /// and checking each one. Compressed layers are stored without recompression.
-    pub fn write_archive<W: Write>(
+    pub(crate) fn write_archive<W: Write>(
         &self,
         cache: &LayoutStore,
         out: &mut GzipWriter<W>,

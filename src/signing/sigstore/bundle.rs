@@ -9,16 +9,16 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::signing::refusal::Refusal;
 
-pub const MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+pub(crate) const MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// Older bundle versions, read for verification only.
-pub const OLDER_MEDIA_TYPES: [&str; 2] = [
+pub(crate) const OLDER_MEDIA_TYPES: [&str; 2] = [
     "application/vnd.dev.sigstore.bundle+json;version=0.2",
     "application/vnd.dev.sigstore.bundle.v0.2+json",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Bundle {
+pub(crate) struct Bundle {
     pub media_type: String,
     pub verification_material: Material,
     pub message_signature: MessageSignature,
@@ -26,7 +26,7 @@ pub struct Bundle {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Material {
+pub(crate) struct Material {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<RawBytes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,24 +39,24 @@ pub struct Material {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RawBytes {
+pub(crate) struct RawBytes {
     /// Base64 of DER.
     pub raw_bytes: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CertChain {
+pub(crate) struct CertChain {
     pub certificates: Vec<RawBytes>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PublicKeyHint {
+pub(crate) struct PublicKeyHint {
     pub hint: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MessageSignature {
+pub(crate) struct MessageSignature {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_digest: Option<MessageDigest>,
     /// Base64 of the DER ECDSA signature.
@@ -64,7 +64,7 @@ pub struct MessageSignature {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MessageDigest {
+pub(crate) struct MessageDigest {
     pub algorithm: String,
     /// Base64 of the digest.
     pub digest: String,
@@ -73,7 +73,7 @@ pub struct MessageDigest {
 /// One Rekor entry with its promise (SET) and proof of inclusion.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TlogEntry {
+pub(crate) struct TlogEntry {
     pub log_index: Int,
     pub log_id: LogId,
     pub kind_version: KindVersion,
@@ -88,27 +88,27 @@ pub struct TlogEntry {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LogId {
+pub(crate) struct LogId {
     /// Base64 of the SHA-256 of the log's public key (DER SubjectPublicKeyInfo).
     pub key_id: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct KindVersion {
+pub(crate) struct KindVersion {
     pub kind: String,
     pub version: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InclusionPromise {
+pub(crate) struct InclusionPromise {
     /// Base64 of the log's signature over the entry (the SET).
     pub signed_entry_timestamp: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InclusionProof {
+pub(crate) struct InclusionProof {
     pub log_index: Int,
     /// Base64 of the tree's root hash.
     pub root_hash: String,
@@ -120,14 +120,14 @@ pub struct InclusionProof {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     /// The signed note: origin, tree size, root hash, blank line, signatures.
     pub envelope: String,
 }
 
 /// A protobuf int64: written as a JSON string, read from a string or a number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Int(pub i64);
+pub(crate) struct Int(pub i64);
 
 impl Serialize for Int {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -155,7 +155,11 @@ impl<'de> Deserialize<'de> for Int {
 
 impl Bundle {
     /// A v0.3 bundle of a DER signature over the artifact whose SHA-256 is `digest`.
-    pub fn of_message(material: Material, digest: &[u8; 32], der_signature: &[u8]) -> Bundle {
+    pub(crate) fn of_message(
+        material: Material,
+        digest: &[u8; 32],
+        der_signature: &[u8],
+    ) -> Bundle {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD;
         Bundle {
@@ -172,7 +176,7 @@ impl Bundle {
     }
 
     /// Reads a bundle, refusing media types we do not know.
-    pub fn parse(bytes: &[u8]) -> Result<Bundle, Refusal> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Bundle, Refusal> {
         let b: Bundle =
             serde_json::from_slice(bytes).map_err(|e| Refusal::NotABundle(e.to_string()))?;
         if b.media_type != MEDIA_TYPE && !OLDER_MEDIA_TYPES.contains(&b.media_type.as_str()) {
@@ -182,7 +186,7 @@ impl Bundle {
     }
 
     /// The leaf certificate (DER, base64), where the bundle has one.
-    pub fn leaf_certificate(&self) -> Option<&str> {
+    pub(crate) fn leaf_certificate(&self) -> Option<&str> {
         let m = &self.verification_material;
         m.certificate
             .as_ref()
@@ -195,7 +199,7 @@ impl Bundle {
             })
     }
 
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a bundle serialises")
     }
 }

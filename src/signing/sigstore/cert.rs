@@ -29,7 +29,7 @@ const OID_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
 
 /// Which hash a signature was made over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Hash {
+pub(crate) enum Hash {
     Sha256,
     Sha384,
 }
@@ -45,14 +45,14 @@ impl Hash {
 
 /// An ECDSA public key on one of the curves Sigstore uses.
 #[derive(Clone, Debug)]
-pub enum PublicKey {
+pub(crate) enum PublicKey {
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
 }
 
 impl PublicKey {
     /// From a DER SubjectPublicKeyInfo.
-    pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, Refusal> {
+    pub(crate) fn from_spki_der(der: &[u8]) -> Result<PublicKey, Refusal> {
         p256::ecdsa::VerifyingKey::from_public_key_der(der)
             .map(PublicKey::P256)
             .or_else(|_| p384::ecdsa::VerifyingKey::from_public_key_der(der).map(PublicKey::P384))
@@ -60,12 +60,12 @@ impl PublicKey {
     }
 
     /// Checks a DER ECDSA signature over `message` hashed with `hash`.
-    pub fn verify(&self, hash: Hash, message: &[u8], der_sig: &[u8]) -> Result<(), Refusal> {
+    pub(crate) fn verify(&self, hash: Hash, message: &[u8], der_sig: &[u8]) -> Result<(), Refusal> {
         self.verify_prehash(&hash.digest(message), der_sig)
     }
 
     /// Checks a DER ECDSA signature over a message whose digest is `prehash`.
-    pub fn verify_prehash(&self, prehash: &[u8], der_sig: &[u8]) -> Result<(), Refusal> {
+    pub(crate) fn verify_prehash(&self, prehash: &[u8], der_sig: &[u8]) -> Result<(), Refusal> {
         let ok = match self {
             PublicKey::P256(k) => p256::ecdsa::Signature::from_der(der_sig)
                 .is_ok_and(|s| k.verify_prehash(prehash, &s).is_ok()),
@@ -77,19 +77,19 @@ impl PublicKey {
 }
 
 /// A parsed certificate with its DER.
-pub struct Cert {
+pub(crate) struct Cert {
     pub der: Vec<u8>,
     pub cert: Certificate,
 }
 
 impl Cert {
-    pub fn from_der(der: Vec<u8>) -> Result<Cert, Refusal> {
+    pub(crate) fn from_der(der: Vec<u8>) -> Result<Cert, Refusal> {
         let cert =
             Certificate::from_der(&der).map_err(|e| Refusal::NotACertificate(e.to_string()))?;
         Ok(Cert { der, cert })
     }
 
-    pub fn subject_der(&self) -> Vec<u8> {
+    pub(crate) fn subject_der(&self) -> Vec<u8> {
         self.cert
             .tbs_certificate
             .subject
@@ -97,7 +97,7 @@ impl Cert {
             .unwrap_or_default()
     }
 
-    pub fn issuer_der(&self) -> Vec<u8> {
+    pub(crate) fn issuer_der(&self) -> Vec<u8> {
         self.cert
             .tbs_certificate
             .issuer
@@ -105,7 +105,7 @@ impl Cert {
             .unwrap_or_default()
     }
 
-    pub fn spki_der(&self) -> Vec<u8> {
+    pub(crate) fn spki_der(&self) -> Vec<u8> {
         self.cert
             .tbs_certificate
             .subject_public_key_info
@@ -113,12 +113,12 @@ impl Cert {
             .unwrap_or_default()
     }
 
-    pub fn public_key(&self) -> Result<PublicKey, Refusal> {
+    pub(crate) fn public_key(&self) -> Result<PublicKey, Refusal> {
         PublicKey::from_spki_der(&self.spki_der())
     }
 
     /// Validity as Unix seconds: (not before, not after).
-    pub fn validity(&self) -> (u64, u64) {
+    pub(crate) fn validity(&self) -> (u64, u64) {
         let v = &self.cert.tbs_certificate.validity;
         (
             v.not_before.to_unix_duration().as_secs(),
@@ -127,7 +127,7 @@ impl Cert {
     }
 
     /// Checks that `issuer`'s key signed this certificate.
-    pub fn verify_signed_by(&self, issuer: &PublicKey) -> Result<(), Refusal> {
+    pub(crate) fn verify_signed_by(&self, issuer: &PublicKey) -> Result<(), Refusal> {
         let hash = match self.cert.signature_algorithm.oid.to_string().as_str() {
             OID_ECDSA_SHA256 => Hash::Sha256,
             OID_ECDSA_SHA384 => Hash::Sha384,
@@ -153,7 +153,7 @@ impl Cert {
     }
 
     /// The identity Fulcio certified: the SAN URI, e-mail or other name.
-    pub fn identity(&self) -> Option<String> {
+    pub(crate) fn identity(&self) -> Option<String> {
         let san = SubjectAltName::from_der(self.extension(OID_SAN)?).ok()?;
         san.0.iter().find_map(|n| match n {
             GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
@@ -166,7 +166,7 @@ impl Cert {
     }
 
     /// The OIDC issuer Fulcio recorded (extension 1.3.6.1.4.1.57264.1.8, else .1.1).
-    pub fn oidc_issuer(&self) -> Option<String> {
+    pub(crate) fn oidc_issuer(&self) -> Option<String> {
         if let Some(v2) = self.extension(OID_ISSUER_V2) {
             return Utf8StringRef::from_der(v2)
                 .ok()
@@ -178,14 +178,14 @@ impl Cert {
     }
 
     /// Whether the certificate may sign code (extended key usage).
-    pub fn allows_code_signing(&self) -> bool {
+    pub(crate) fn allows_code_signing(&self) -> bool {
         self.extension(OID_EKU)
             .and_then(|v| ExtendedKeyUsage::from_der(v).ok())
             .is_some_and(|eku| eku.0.iter().any(|o| o.to_string() == OID_CODE_SIGNING))
     }
 
     /// The embedded SCTs, and the pre-certificate TBS they sign (this TBS, SCT list removed).
-    pub fn embedded_scts(&self) -> Result<(Vec<Sct>, Vec<u8>), Refusal> {
+    pub(crate) fn embedded_scts(&self) -> Result<(Vec<Sct>, Vec<u8>), Refusal> {
         let Some(ext) = self.extension(OID_SCT_LIST) else {
             return Ok((Vec::new(), Vec::new()));
         };
@@ -204,7 +204,7 @@ impl Cert {
 
 /// One signed certificate timestamp (RFC 6962 §3.2).
 #[derive(Clone, Debug)]
-pub struct Sct {
+pub(crate) struct Sct {
     pub log_id: [u8; 32],
     pub timestamp_ms: u64,
     pub extensions: Vec<u8>,
@@ -214,7 +214,7 @@ pub struct Sct {
 
 impl Sct {
     /// The bytes the log signed for a pre-certificate with `issuer_key_hash`.
-    pub fn signed_data(&self, issuer_key_hash: &[u8], precert_tbs: &[u8]) -> Vec<u8> {
+    pub(crate) fn signed_data(&self, issuer_key_hash: &[u8], precert_tbs: &[u8]) -> Vec<u8> {
         let mut d = vec![0u8, 0u8]; // v1, certificate_timestamp
         d.extend_from_slice(&self.timestamp_ms.to_be_bytes());
         d.extend_from_slice(&1u16.to_be_bytes()); // precert_entry
@@ -226,7 +226,7 @@ impl Sct {
         d
     }
 
-    pub fn hash(&self) -> Option<Hash> {
+    pub(crate) fn hash(&self) -> Option<Hash> {
         match self.hash_algorithm {
             4 => Some(Hash::Sha256),
             5 => Some(Hash::Sha384),
@@ -292,7 +292,7 @@ fn first_element(der: &[u8]) -> Option<&[u8]> {
 
 /// The DER of a PEM `CERTIFICATE`: strict RFC 7468 first, else its lax form (any
 /// whitespace inside the base64, as Sigstore's own test Fulcio writes it on one line).
-pub fn pem_certificate(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn pem_certificate(text: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
     if let Ok(("CERTIFICATE", der)) = pem_rfc7468::decode_vec(text.trim().as_bytes()) {
         return Some(der);
@@ -307,7 +307,7 @@ pub fn pem_certificate(text: &str) -> Option<Vec<u8>> {
 
 /// A certificate as PEM with 64-column lines and a final newline, as Go (and so Rekor)
 /// writes it.
-pub fn certificate_pem(der: &[u8]) -> String {
+pub(crate) fn certificate_pem(der: &[u8]) -> String {
     pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
         .expect("a certificate encodes as PEM")
 }

@@ -52,12 +52,12 @@ impl TokenSource {
         }
     }
 
-    pub fn is_available(&self) -> bool {
+    pub(crate) fn is_available(&self) -> bool {
         self.explicit.is_some() || self.actions.is_some()
     }
 
     /// The identity token, fetched from the Actions endpoint when not given.
-    pub async fn token(&self, http: &reqwest::Client) -> Result<Secret> {
+    pub(crate) async fn token(&self, http: &reqwest::Client) -> Result<Secret> {
         if let Some(t) = &self.explicit {
             return Ok(t.clone());
         }
@@ -117,7 +117,7 @@ fn claims(token: &Secret) -> Result<Claims> {
     serde_json::from_slice(&json).map_err(|_| bad())
 }
 
-pub fn http_client() -> Result<reqwest::Client> {
+pub(crate) fn http_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(20))
         .timeout(Duration::from_secs(120))
@@ -128,7 +128,7 @@ pub fn http_client() -> Result<reqwest::Client> {
 
 /// Signs the artifact whose SHA-256 is `digest` keylessly; the bundle is checked with our
 /// own verifier before it is returned when the trust config holds a trusted root.
-pub async fn sign(digest: &[u8; 32], tokens: &TokenSource, trust: &Trust) -> Result<Bundle> {
+pub(crate) async fn sign(digest: &[u8; 32], tokens: &TokenSource, trust: &Trust) -> Result<Bundle> {
     let http = http_client()?;
     let token = tokens.token(&http).await?;
     let claims = claims(&token)?;

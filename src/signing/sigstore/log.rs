@@ -19,7 +19,11 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// The entry body we submit; Rekor stores it canonicalised (sorted keys, no spaces), which
 /// is exactly how `serde_json` writes this struct.
-pub fn hashedrekord_body(artifact_sha256: &[u8], signature: &[u8], cert_pem: &str) -> String {
+pub(crate) fn hashedrekord_body(
+    artifact_sha256: &[u8],
+    signature: &[u8],
+    cert_pem: &str,
+) -> String {
     serde_json::json!({
         "apiVersion": "0.0.1",
         "kind": "hashedrekord",
@@ -64,7 +68,7 @@ struct ProofJson {
 }
 
 /// Adds the entry to the log at `url`; returns it as a bundle's tlog entry.
-pub async fn submit(http: &reqwest::Client, url: &str, body: String) -> Result<TlogEntry> {
+pub(crate) async fn submit(http: &reqwest::Client, url: &str, body: String) -> Result<TlogEntry> {
     let service = format!("Rekor {url}");
     let resp = http
         .post(format!("{url}/api/v1/log/entries"))
@@ -138,7 +142,7 @@ fn first_line(s: &str) -> &str {
 }
 
 /// Checks the SET: the log's signature over body, time, log id and index.
-pub fn verify_set(entry: &TlogEntry, log: &LogKey) -> std::result::Result<(), Refusal> {
+pub(crate) fn verify_set(entry: &TlogEntry, log: &LogKey) -> std::result::Result<(), Refusal> {
     let promise = entry
         .inclusion_promise
         .as_ref()
@@ -160,7 +164,10 @@ pub fn verify_set(entry: &TlogEntry, log: &LogKey) -> std::result::Result<(), Re
 }
 
 /// Checks the inclusion proof against the body and the signed checkpoint against the log.
-pub fn verify_inclusion(entry: &TlogEntry, log: &LogKey) -> std::result::Result<(), Refusal> {
+pub(crate) fn verify_inclusion(
+    entry: &TlogEntry,
+    log: &LogKey,
+) -> std::result::Result<(), Refusal> {
     let proof = entry
         .inclusion_proof
         .as_ref()

@@ -15,13 +15,13 @@ use sha2::Digest as _;
 use super::cert::{Cert, PublicKey};
 use crate::error::{Error, Result};
 
-pub const PUBLIC_FULCIO: &str = "https://fulcio.sigstore.dev";
-pub const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
+pub(crate) const PUBLIC_FULCIO: &str = "https://fulcio.sigstore.dev";
+pub(crate) const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Services and trust material of one Sigstore instance.
-pub struct Trust {
+pub(crate) struct Trust {
     pub fulcio_url: String,
     pub rekor_url: String,
     /// `None` when no trust config was given (public good, nothing to verify against).
@@ -29,49 +29,49 @@ pub struct Trust {
 }
 
 /// A log's key and its validity window.
-pub struct LogKey {
+pub(crate) struct LogKey {
     pub key_id: Vec<u8>,
     pub key: PublicKey,
     pub valid: Window,
 }
 
 /// A certificate authority: its chain, issuer first, root last.
-pub struct Authority {
+pub(crate) struct Authority {
     pub chain: Vec<Cert>,
     pub valid: Window,
 }
 
 /// Unix seconds; open ends are `None`.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Window {
+pub(crate) struct Window {
     pub start: Option<i64>,
     pub end: Option<i64>,
 }
 
 impl Window {
-    pub fn contains(&self, t: i64) -> bool {
+    pub(crate) fn contains(&self, t: i64) -> bool {
         self.start.is_none_or(|s| s <= t) && self.end.is_none_or(|e| t <= e)
     }
 }
 
-pub struct TrustedRoot {
+pub(crate) struct TrustedRoot {
     pub tlogs: Vec<LogKey>,
     pub ctlogs: Vec<LogKey>,
     pub authorities: Vec<Authority>,
 }
 
 impl TrustedRoot {
-    pub fn tlog(&self, key_id: &[u8]) -> Option<&LogKey> {
+    pub(crate) fn tlog(&self, key_id: &[u8]) -> Option<&LogKey> {
         self.tlogs.iter().find(|l| l.key_id == key_id)
     }
-    pub fn ctlog(&self, key_id: &[u8]) -> Option<&LogKey> {
+    pub(crate) fn ctlog(&self, key_id: &[u8]) -> Option<&LogKey> {
         self.ctlogs.iter().find(|l| l.key_id == key_id)
     }
 }
 
 impl Trust {
     /// Sigstore's public-good services; verification needs a trust config.
-    pub fn public_good() -> Trust {
+    pub(crate) fn public_good() -> Trust {
         Trust {
             fulcio_url: PUBLIC_FULCIO.into(),
             rekor_url: PUBLIC_REKOR.into(),
@@ -80,7 +80,7 @@ impl Trust {
     }
 
     /// Reads a client trust config, or a bare trusted root (verification only).
-    pub fn load(path: &Path) -> Result<Trust> {
+    pub(crate) fn load(path: &Path) -> Result<Trust> {
         let text = std::fs::read(path).map_err(Error::io("read", path))?;
         let bad = |m: String| {
             Error::invalid_file(path, None, m)

@@ -60,7 +60,7 @@ pub struct Policy {
 
 /// What a verified signature says.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Signed {
+pub(crate) struct Signed {
     pub identity: String,
     pub issuer: String,
     pub log_index: i64,
@@ -68,7 +68,7 @@ pub struct Signed {
 }
 
 /// What a keyless bundle claims, unverified (for listings).
-pub fn describe(bundle: &Bundle) -> Option<Signed> {
+pub(crate) fn describe(bundle: &Bundle) -> Option<Signed> {
     let leaf = Cert::from_der(B64.decode(bundle.leaf_certificate()?).ok()?).ok()?;
     let entry = bundle.verification_material.tlog_entries.first();
     Some(Signed {
@@ -81,7 +81,7 @@ pub fn describe(bundle: &Bundle) -> Option<Signed> {
 
 /// Verifies `bundle` over the artifact whose SHA-256 is `artifact_digest`, against `root`
 /// and `policy`.
-pub fn verify(
+pub(crate) fn verify(
     bundle: &Bundle,
     artifact_digest: &[u8; 32],
     root: &TrustedRoot,
