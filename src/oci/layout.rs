@@ -335,3 +335,117 @@ fn readable_by_all(file: &File, path: &Path) -> Result<()> {
     let _ = (file, path);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(text: &str) -> Manifest {
+        Manifest::new(media::OCI_MANIFEST, text.as_bytes().to_vec())
+    }
+
+    /// Files left in the blobs folder: no temporary file may stay behind.
+    fn blob_files(l: &LayoutStore) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(l.root().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_new_layout_is_what_skopeo_and_umoci_expect() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = LayoutStore::create(&dir.path().join("new")).unwrap();
+        let marker = fs::read_to_string(l.root().join(LAYOUT_FILE)).unwrap();
+        assert_eq!(marker, r#"{"imageLayoutVersion":"1.0.0"}"#);
+        let index: Value =
+            serde_json::from_slice(&fs::read(l.root().join(INDEX_FILE)).unwrap()).unwrap();
+        assert_eq!(index["manifests"], json!([]));
+        assert!(l.tags().unwrap().is_empty());
+        // Creating it again opens it; a folder that holds something else is refused.
+        LayoutStore::create(l.root()).unwrap();
+        fs::write(dir.path().join("other.txt"), "x").unwrap();
+        assert!(matches!(
+            LayoutStore::create(dir.path()),
+            Err(Error::Usage(m)) if m.contains("is not an OCI layout")
+        ));
+        assert!(matches!(
+            LayoutStore::open(dir.path()),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn blobs_are_kept_only_when_their_digest_and_size_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = LayoutStore::create(dir.path()).unwrap();
+        let good = Digest::of(b"hello");
+        l.put_blob_bytes(&good, b"hello").unwrap();
+        assert!(l.has_blob(&good));
+        assert_eq!(l.read_blob_bytes(&good, Some(5)).unwrap(), b"hello");
+
+        let wrong = Digest::of(b"other");
+        assert!(matches!(
+            l.put_blob_bytes(&wrong, b"hello"),
+            Err(Error::DigestMismatch { .. })
+        ));
+        let short = Digest::of(b"hello!");
+        let src = dir.path().join("src");
+        fs::write(&src, b"hello").unwrap();
+        assert!(l
+            .put_blob_file(&short, 6, &src, &Progress::hidden())
+            .is_err());
+        assert!(!l.has_blob(&wrong) && !l.has_blob(&short));
+        assert_eq!(blob_files(&l), [good.hex()], "no partial file stays");
+
+        // A blob changed on disk is caught when it is read.
+        fs::write(l.blob_path(&good), b"HELLO").unwrap();
+        assert!(matches!(
+            l.read_blob_bytes(&good, None),
+            Err(Error::DigestMismatch { .. })
+        ));
+        let out = dir.path().join("copy");
+        assert!(l
+            .copy_blob_to_file(&good, Some(5), &out, &Progress::hidden())
+            .is_err());
+        assert!(
+            !out.exists(),
+            "wrong bytes never get the destination's name"
+        );
+    }
+
+    #[test]
+    fn manifests_and_tags_live_in_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = LayoutStore::create(dir.path()).unwrap();
+        let one = manifest(r#"{"schemaVersion":2,"layers":[]}"#);
+        let two = manifest(r#"{"schemaVersion":2,"layers":[],"annotations":{}}"#);
+        l.put_manifest(&one, None).unwrap();
+        l.put_manifest(&one, None).unwrap();
+        assert!(l.tags().unwrap().is_empty(), "by digest: no tag");
+        let by_digest = l.manifest(one.digest.as_str()).unwrap().unwrap();
+        assert_eq!(by_digest.bytes, one.bytes);
+
+        l.put_manifest(&one, Some("1.0.0")).unwrap();
+        l.put_manifest(&two, Some("latest")).unwrap();
+        assert_eq!(l.manifest("1.0.0").unwrap().unwrap().digest, one.digest);
+        // A tag moves: the old entry goes, the new one is found.
+        l.put_manifest(&two, Some("1.0.0")).unwrap();
+        assert_eq!(l.manifest("1.0.0").unwrap().unwrap().digest, two.digest);
+        let mut tags = l.tags().unwrap();
+        tags.sort();
+        assert_eq!(tags, ["1.0.0", "latest"]);
+        assert!(l.manifest("nope").unwrap().is_none());
+        assert!(l
+            .manifest(Digest::of(b"absent").as_str())
+            .unwrap()
+            .is_none());
+
+        // A broken index is an error with the file, not a silent empty layout.
+        fs::write(dir.path().join(INDEX_FILE), "{").unwrap();
+        let e = l.tags().unwrap_err().to_string();
+        assert!(e.contains("index.json"), "{e}");
+    }
+}

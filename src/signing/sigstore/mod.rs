@@ -18,3 +18,8 @@ pub mod client;
 pub mod log;
 pub mod trust;
 pub mod verify;
+
+#[cfg(test)]
+mod fixture;
+#[cfg(test)]
+mod refusals;
