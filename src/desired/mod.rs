@@ -4,7 +4,8 @@
 //! - [`config`]: `.margo-gitops.yaml`; [`source`]: inputs from the work tree or a commit;
 //! - [`render`]: the deployments rendered, with [`templates`] (the engine) and [`package`]
 //!   (the package a deployment runs, as templates see it);
-//! - [`versions`]: versions and `desired` in a registry;
+//! - [`versions`]: what a version holds, and the versions listed;
+//! - [`commit`]: a commit's version published and `desired` moved to it;
 //! - [`diff`]: semantic diffs; [`pipeline`]: the commands' render → validate → publish.
 
 pub mod commit;

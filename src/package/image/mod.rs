@@ -11,12 +11,15 @@
 //! it: `docker load` accepts it with either image store, skopeo reads it as
 //! `oci-archive:` and `docker-archive:`, and its manifest digest is the one the compose
 //! file pins. Layers are copied as they are, never recompressed.
+//!
+//! [`platform`] matches platforms, [`pull`] resolves images in registries, [`import`] reads
+//! local archives, [`cache`] keeps their blobs, [`write`] writes the archive.
 
-mod cache;
-mod import;
-mod platform;
-mod pull;
-mod write;
+pub mod cache;
+pub mod import;
+pub mod platform;
+pub mod pull;
+pub mod write;
 
 use oci_client::manifest::OciDescriptor;
 
