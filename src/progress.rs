@@ -1,73 +1,121 @@
-//! Progress of long transfers: a live line on a terminal, a heartbeat line in CI logs.
+//! Progress of transfers, several at once: bars on a terminal, a heartbeat in CI logs.
 //!
-//! On a terminal the line redraws at most ten times a second and disappears when done.
-//! Elsewhere (CI logs, pipes) nothing is printed for short transfers, and a long one prints
-//! one line every 15 seconds, so a log stays readable but shows the job is alive.
-//! `--quiet` turns both off. Everything goes to stderr; stdout is for results.
+//! On a terminal (indicatif's multi-progress) each transfer in flight has a bar with its
+//! bytes, throughput and time left, under a bar for the total; bars disappear when done.
+//! Elsewhere (CI logs, pipes) short runs print nothing and long ones print one summary
+//! line every 15 seconds (transfers in flight, bytes of the total, throughput), so a log
+//! stays readable but shows the job is alive. [`note`] prints a line (a retry) above the
+//! bars. `--quiet` turns all of it off. Everything goes to stderr; stdout is for results.
 
-use std::io::{IsTerminal as _, Write as _};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::io::IsTerminal as _;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-static MODE: AtomicU8 = AtomicU8::new(MODE_UNSET);
-const MODE_UNSET: u8 = 0;
-const MODE_TTY: u8 = 1;
-const MODE_LOG: u8 = 2;
-const MODE_QUIET: u8 = 3;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-const TTY_EVERY: Duration = Duration::from_millis(100);
 const LOG_EVERY: Duration = Duration::from_secs(15);
+
+enum Mode {
+    Quiet,
+    Tty(Tty),
+    Log(Mutex<Totals>),
+}
+
+struct Tty {
+    multi: MultiProgress,
+    total: ProgressBar,
+    totals: Mutex<Totals>,
+}
+
+/// Bytes of every transfer started so far, and of those done.
+#[derive(Default)]
+struct Totals {
+    in_flight: usize,
+    total: u64,
+    done: u64,
+    started: Option<Instant>,
+    last_shown: Option<Instant>,
+}
+
+static MODE: OnceLock<Mode> = OnceLock::new();
 
 /// Chooses how progress shows, once, at start-up.
 pub fn init(quiet: bool) {
     let mode = if quiet {
-        MODE_QUIET
+        Mode::Quiet
     } else if std::io::stderr().is_terminal() {
-        MODE_TTY
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let total = ProgressBar::hidden();
+        Mode::Tty(Tty {
+            multi,
+            total,
+            totals: Mutex::default(),
+        })
     } else {
-        MODE_LOG
+        Mode::Log(Mutex::default())
     };
-    MODE.store(mode, Ordering::Relaxed);
+    let _ = MODE.set(mode);
 }
 
-fn mode() -> u8 {
-    match MODE.load(Ordering::Relaxed) {
-        MODE_UNSET => MODE_QUIET,
-        m => m,
+fn mode() -> &'static Mode {
+    MODE.get().unwrap_or(&Mode::Quiet)
+}
+
+/// Prints a line for the user (a retry), above any bars; nothing with `--quiet`.
+pub(crate) fn note(line: &str) {
+    match mode() {
+        Mode::Quiet => {}
+        Mode::Tty(t) => {
+            let _ = t.multi.println(line);
+        }
+        Mode::Log(_) => eprintln!("{line}"),
     }
+}
+
+fn lock(m: &Mutex<Totals>) -> std::sync::MutexGuard<'_, Totals> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A handle on one transfer; clones share it.
 #[derive(Clone)]
 pub(crate) struct Progress {
-    inner: Option<Arc<Mutex<State>>>,
+    inner: Option<Arc<Transfer>>,
 }
 
-struct State {
-    label: String,
-    total: u64,
-    done: u64,
-    started: Instant,
-    last_shown: Instant,
-    drawn: bool,
+struct Transfer {
+    bar: Option<ProgressBar>,
 }
 
 impl Progress {
     pub(crate) fn new(label: impl Into<String>, total: u64) -> Self {
-        if mode() == MODE_QUIET {
-            return Self::hidden();
-        }
-        let now = Instant::now();
+        let bar = match mode() {
+            Mode::Quiet => return Self::hidden(),
+            Mode::Tty(t) => {
+                let mut totals = lock(&t.totals);
+                if totals.in_flight == 0 && t.total.is_hidden() {
+                    t.total.set_draw_target(ProgressDrawTarget::hidden());
+                    let total = t.multi.add(t.total.clone());
+                    total.set_style(style("{prefix:.bold} {msg}"));
+                    total.set_prefix("total");
+                }
+                totals.in_flight += 1;
+                totals.total += total;
+                t.total.set_length(totals.total);
+                let bar = t.multi.insert_before(&t.total, ProgressBar::new(total));
+                bar.set_style(style("{prefix}"));
+                bar.set_prefix(label.into());
+                Some(bar)
+            }
+            Mode::Log(m) => {
+                let mut totals = lock(m);
+                totals.in_flight += 1;
+                totals.total += total;
+                totals.started.get_or_insert_with(Instant::now);
+                None
+            }
+        };
         Progress {
-            inner: Some(Arc::new(Mutex::new(State {
-                label: label.into(),
-                total,
-                done: 0,
-                started: now,
-                last_shown: now,
-                drawn: false,
-            }))),
+            inner: Some(Arc::new(Transfer { bar })),
         }
     }
 
@@ -78,43 +126,78 @@ impl Progress {
 
     pub(crate) fn advance(&self, n: u64) {
         let Some(inner) = &self.inner else { return };
-        let mut s = inner.lock().unwrap_or_else(|p| p.into_inner());
-        s.done += n;
-        let now = Instant::now();
-        let every = if mode() == MODE_TTY {
-            TTY_EVERY
-        } else {
-            LOG_EVERY
-        };
-        if now.duration_since(s.last_shown) < every {
-            return;
-        }
-        s.last_shown = now;
-        let line = format!(
-            "{}: {}{} of {}",
-            s.label,
-            percent(s.done, s.total),
-            human(s.done),
-            human(s.total)
-        );
-        let mut err = std::io::stderr().lock();
-        if mode() == MODE_TTY {
-            let _ = write!(err, "\r\x1b[K{line}");
-            s.drawn = true;
-        } else {
-            let secs = now.duration_since(s.started).as_secs();
-            let _ = writeln!(err, "{line} ({secs}s)");
+        match mode() {
+            Mode::Tty(t) => {
+                if let Some(bar) = &inner.bar {
+                    bar.inc(n);
+                }
+                lock(&t.totals).done += n;
+                t.total.inc(n);
+            }
+            Mode::Log(m) => {
+                let mut totals = lock(m);
+                totals.done += n;
+                let now = Instant::now();
+                let since = totals.last_shown.or(totals.started).unwrap_or(now);
+                if now.duration_since(since) >= LOG_EVERY {
+                    totals.last_shown = Some(now);
+                    eprintln!("{}", summary(&totals, now));
+                }
+            }
+            Mode::Quiet => {}
         }
     }
 
-    /// Clears the live line, if one was drawn.
+    /// Takes the transfer's bar away, if one was drawn.
     pub(crate) fn finish(&self) {
         let Some(inner) = &self.inner else { return };
-        let s = inner.lock().unwrap_or_else(|p| p.into_inner());
-        if s.drawn {
-            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+        match mode() {
+            Mode::Tty(t) => {
+                if let Some(bar) = &inner.bar {
+                    bar.finish_and_clear();
+                    t.multi.remove(bar);
+                }
+                let mut totals = lock(&t.totals);
+                totals.in_flight = totals.in_flight.saturating_sub(1);
+                if totals.in_flight == 0 {
+                    t.total.finish_and_clear();
+                }
+            }
+            Mode::Log(m) => {
+                let mut totals = lock(m);
+                totals.in_flight = totals.in_flight.saturating_sub(1);
+            }
+            Mode::Quiet => {}
         }
     }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    let full = format!(
+        "{template:<40} {{bytes:>10}} of {{total_bytes:<10}} {{bytes_per_sec:>12}}  {{eta}} left"
+    );
+    ProgressStyle::with_template(&full).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// The heartbeat line of CI logs.
+fn summary(t: &Totals, now: Instant) -> String {
+    let secs = t
+        .started
+        .map_or(0.0, |s| now.duration_since(s).as_secs_f64());
+    let rate = if secs > 0.0 {
+        (t.done as f64 / secs) as u64
+    } else {
+        0
+    };
+    format!(
+        "transfers: {} in flight, {}{} of {}, {}/s ({}s)",
+        t.in_flight,
+        percent(t.done, t.total),
+        human(t.done),
+        human(t.total),
+        human(rate),
+        secs as u64
+    )
 }
 
 fn percent(done: u64, total: u64) -> String {
@@ -147,5 +230,22 @@ mod tests {
         assert_eq!(super::human(512), "512 B");
         assert_eq!(super::human(1536), "1.5 KiB");
         assert_eq!(super::human(1 << 30), "1.0 GiB");
+    }
+
+    #[test]
+    fn the_log_heartbeat_says_what_is_in_flight() {
+        let start = std::time::Instant::now();
+        let t = super::Totals {
+            in_flight: 2,
+            total: 4 << 20,
+            done: 1 << 20,
+            started: Some(start),
+            last_shown: None,
+        };
+        let line = super::summary(&t, start + std::time::Duration::from_secs(2));
+        assert_eq!(
+            line,
+            "transfers: 2 in flight, 25% 1.0 MiB of 4.0 MiB, 512.0 KiB/s (2s)"
+        );
     }
 }

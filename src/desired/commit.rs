@@ -131,7 +131,7 @@ pub(crate) async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
         Some(m) => result.digest = m.digest,
         None => {
             for b in &built.blobs {
-                store.push_blob_bytes(b).await?;
+                store.put_blob_bytes(b).await?;
             }
             store.put_manifest(&built.manifest).await?;
             store.set_tag(&built.manifest, &tag).await?;

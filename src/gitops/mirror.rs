@@ -349,7 +349,7 @@ async fn publish_chain(
             }
             None => {
                 for b in &built.blobs {
-                    store.push_blob_bytes(b).await?;
+                    store.put_blob_bytes(b).await?;
                 }
                 store.put_manifest(&built.manifest).await?;
                 store.set_tag(&built.manifest, &p.tag).await?;

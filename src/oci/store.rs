@@ -16,13 +16,15 @@ use crate::oci::digest::Digest;
 use crate::oci::manifest::Manifest;
 use crate::oci::media;
 use crate::oci::reference::Repo;
+use crate::oci::registry::Body;
+use crate::oci::retry::RetryPolicy;
 use crate::progress::Progress;
 
 /// Largest manifest or config margo-gitops will hold in memory (the registry's own limit is 4 MiB).
 pub(crate) const MAX_SMALL_BLOB: u64 = 16 << 20;
 
-/// How to reach registries: TLS, plain HTTP, credentials.
-#[derive(Clone, Debug, Default)]
+/// How to reach registries: TLS, plain HTTP, credentials, retries, requests at once.
+#[derive(Clone, Debug)]
 pub struct Connect {
     /// Talk plain HTTP instead of HTTPS.
     pub plain_http: bool,
@@ -30,6 +32,22 @@ pub struct Connect {
     pub ca_files: Vec<PathBuf>,
     /// Credentials from the command line.
     pub explicit: Explicit,
+    /// How failed requests are retried (`--retries`).
+    pub retry: RetryPolicy,
+    /// How many transfers may be in flight at once (`--concurrency`).
+    pub concurrency: usize,
+}
+
+impl Default for Connect {
+    fn default() -> Self {
+        Connect {
+            plain_http: false,
+            ca_files: Vec::new(),
+            explicit: Explicit::default(),
+            retry: RetryPolicy::default(),
+            concurrency: 4,
+        }
+    }
 }
 
 /// Where content is read from or written to.
@@ -87,8 +105,15 @@ impl Store {
         let size = desc.size as u64;
         let progress = Progress::new(format!("pushing {}", short_name(desc)), size);
         match self {
-            Store::Registry(r) => r.push_blob_file(&digest, size, file, &progress).await?,
-            Store::Layout(l) => l.put_blob_file(&digest, size, file, &progress)?,
+            Store::Registry(r) => {
+                let body = Body::File {
+                    path: file,
+                    size,
+                    progress: &progress,
+                };
+                r.upload(&digest, size, body).await?
+            }
+            Store::Layout(l) => blocking(|| l.put_blob_file(&digest, size, file, &progress))?,
         }
         progress.finish();
         Ok(true)
@@ -101,10 +126,24 @@ impl Store {
             return Ok(false);
         }
         match self {
-            Store::Registry(r) => r.push_blob_bytes(&digest, bytes).await?,
-            Store::Layout(l) => l.put_blob_bytes(&digest, bytes)?,
+            Store::Registry(r) => {
+                r.upload(&digest, bytes.len() as u64, Body::Bytes(bytes))
+                    .await?
+            }
+            Store::Layout(l) => blocking(|| l.put_blob_bytes(&digest, bytes))?,
         }
         Ok(true)
+    }
+
+    /// Sends a small blob that is most likely new without asking about it first (the
+    /// store keeps one copy anyway); blobs this run knows are there are skipped.
+    pub(crate) async fn put_blob_bytes(&self, bytes: &[u8]) -> Result<()> {
+        let digest = Digest::of(bytes);
+        match self {
+            Store::Registry(r) => r.put_blob(&digest, bytes).await,
+            Store::Layout(l) if l.has_blob(&digest) => Ok(()),
+            Store::Layout(l) => blocking(|| l.put_blob_bytes(&digest, bytes)),
+        }
     }
 
     /// Copies a blob into `dest`, checking its digest and size; `dest` appears only when right.
@@ -114,7 +153,9 @@ impl Store {
         let progress = Progress::new(format!("fetching {}", short_name(desc)), size);
         match self {
             Store::Registry(r) => r.fetch_blob_to_file(&digest, size, dest, &progress).await?,
-            Store::Layout(l) => l.copy_blob_to_file(&digest, Some(size), dest, &progress)?,
+            Store::Layout(l) => {
+                blocking(|| l.copy_blob_to_file(&digest, Some(size), dest, &progress))?
+            }
         }
         progress.finish();
         Ok(())
@@ -134,7 +175,7 @@ impl Store {
         }
         match self {
             Store::Registry(r) => r.fetch_blob_bytes(digest, size).await,
-            Store::Layout(l) => l.read_blob_bytes(digest, size),
+            Store::Layout(l) => blocking(|| l.read_blob_bytes(digest, size)),
         }
     }
 
@@ -142,21 +183,32 @@ impl Store {
     pub(crate) async fn manifest(&self, selector: &str) -> Result<Option<Manifest>> {
         match self {
             Store::Registry(r) => r.manifest(selector).await,
-            Store::Layout(l) => l.manifest(selector),
+            Store::Layout(l) => blocking(|| l.manifest(selector)),
         }
     }
 
-    /// The digest a tag (or digest) points at, or `None`. One request for a registry,
-    /// found or not (a HEAD would cost a second one on a miss).
+    /// The digest a tag (or digest) points at, or `None`: one `HEAD` for a registry.
     pub(crate) async fn resolve(&self, selector: &str) -> Result<Option<Digest>> {
-        Ok(self.manifest(selector).await?.map(|m| m.digest))
+        match self {
+            Store::Registry(r) => r.resolve(selector).await,
+            Store::Layout(l) => Ok(blocking(|| l.manifest(selector))?.map(|m| m.digest)),
+        }
     }
 
     /// Writes a manifest by its digest; its blobs must be in the store already.
     pub(crate) async fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
         match self {
             Store::Registry(r) => r.push_manifest(manifest, manifest.digest.as_str()).await,
-            Store::Layout(l) => l.put_manifest(manifest, None),
+            Store::Layout(l) => blocking(|| l.put_manifest(manifest, None)),
+        }
+    }
+
+    /// Writes a manifest under a tag that does not exist yet: one request, the manifest
+    /// and its tag at once. Its blobs must be in the store already.
+    pub(crate) async fn put_manifest_tagged(&self, manifest: &Manifest, tag: &str) -> Result<()> {
+        match self {
+            Store::Registry(r) => r.push_manifest(manifest, tag).await,
+            Store::Layout(l) => blocking(|| l.put_manifest(manifest, Some(tag))),
         }
     }
 
@@ -165,10 +217,7 @@ impl Store {
         if self.resolve(tag).await?.as_ref() == Some(&manifest.digest) {
             return Ok(false);
         }
-        match self {
-            Store::Registry(r) => r.push_manifest(manifest, tag).await?,
-            Store::Layout(l) => l.put_manifest(manifest, Some(tag))?,
-        }
+        self.put_manifest_tagged(manifest, tag).await?;
         Ok(true)
     }
 
@@ -176,10 +225,28 @@ impl Store {
     pub(crate) async fn tags(&self) -> Result<Vec<String>> {
         let mut tags = match self {
             Store::Registry(r) => r.tags().await?,
-            Store::Layout(l) => l.tags()?,
+            Store::Layout(l) => blocking(|| l.tags())?,
         };
         tags.sort();
         Ok(tags)
+    }
+
+    /// How many transfers this store may have in flight at once.
+    pub(crate) fn concurrency(&self) -> usize {
+        match self {
+            Store::Registry(r) => r.concurrency(),
+            Store::Layout(_) => 2,
+        }
+    }
+}
+
+/// Runs file system work off the async threads (a layout folder, a credential helper).
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

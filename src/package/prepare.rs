@@ -22,12 +22,13 @@ use crate::margo::app::{self, AppDescription};
 use crate::oci::digest::{Digest, HashingWriter};
 use crate::oci::layout::{temp_beside, write_atomic, LayoutStore};
 use crate::oci::reference::LAYOUT_PREFIX;
-use crate::oci::store::Connect;
+use crate::oci::store::{blocking, Connect};
 use crate::package::archive::{GzipWriter, TarWriter};
 use crate::package::compose::{ComposeApp, ServiceInfo};
 use crate::package::descriptor::{
     AppRef, Descriptor, FileRef, GitRef, ImageRef, ResourceRef, DESCRIPTOR_SCHEMA,
 };
+use crate::package::image::pull::{self, Remote};
 use crate::package::image::{self, Platform, ResolvedImage};
 use crate::signing::mode::SignOptions;
 use crate::signing::signer::Signer;
@@ -88,7 +89,8 @@ pub async fn prepare(opts: &PrepareOptions) -> Result<Prepared> {
     fs::create_dir_all(&opts.out_dir).map_err(Error::io("create", &opts.out_dir))?;
     let stem = format!("{app_id}-{version}");
     let archive_path = opts.out_dir.join(format!("{stem}.tar.gz"));
-    let (digest, size) = write_package(&archive_path, &entries, &cache, mtime)?;
+    // Compression and hashing are CPU work: off the async threads.
+    let (digest, size) = blocking(|| write_package(&archive_path, &entries, &cache, mtime))?;
     let signature = match &signer {
         Some(signer) => {
             let (bytes, ext) = signer.sign_file(&archive_path, &digest).await?;
@@ -223,11 +225,14 @@ async fn resolve_images(
         by_digest: BTreeMap::new(),
         pins: BTreeMap::new(),
     };
+    // Manifests first, service by service; then every missing layer at once.
+    let mut remotes = Vec::new();
     for service in &compose.services {
-        let resolved = match archives.get(&service.name) {
+        let (resolved, remote) = match archives.get(&service.name) {
             Some(path) => from_local(opts, service, path, cache, project).await?,
             None => from_image_reference(opts, compose, service, cache).await?,
         };
+        remotes.extend(remote);
         images.pins.insert(service.name.clone(), resolved.pinned());
         images
             .by_digest
@@ -235,6 +240,9 @@ async fn resolve_images(
             .or_insert_with(|| (resolved, Vec::new()))
             .1
             .push(service.name.clone());
+    }
+    if !opts.no_images {
+        pull::fetch_layers(remotes, cache).await?;
     }
     Ok(images)
 }
@@ -246,7 +254,7 @@ async fn from_local(
     path: &Path,
     cache: &LayoutStore,
     project: &str,
-) -> Result<ResolvedImage> {
+) -> Result<(ResolvedImage, Option<Remote>)> {
     if opts.no_images {
         return Err(Error::Usage(format!(
             "service `{}` comes from a local archive, which --no-images would leave nowhere; push it to a registry and name it in `image:`, or drop --no-images",
@@ -254,10 +262,13 @@ async fn from_local(
         )));
     }
     let source = path.to_string_lossy();
-    let mut img = if source.starts_with(LAYOUT_PREFIX) {
-        image::from_registry(&source, &opts.platform, &opts.connect, cache, true).await?
+    let (mut img, remote) = if source.starts_with(LAYOUT_PREFIX) {
+        let (img, remote) = pull::resolve(&source, &opts.platform, &opts.connect, cache).await?;
+        (img, Some(remote))
     } else {
-        image::from_archive(path, &opts.platform, cache, service.image.as_deref())?
+        let want = service.image.as_deref();
+        let img = blocking(|| image::from_archive(path, &opts.platform, cache, want))?;
+        (img, None)
     };
     if let Some(written) = &service.image {
         (img.name, img.tag) = image::split_name(written);
@@ -265,7 +276,7 @@ async fn from_local(
         img.name = format!("{project}-{}", service.name);
         img.tag = Some("latest".into());
     }
-    Ok(img)
+    Ok((img, remote))
 }
 
 /// A service's image from its `image:` reference, in its registry.
@@ -274,7 +285,7 @@ async fn from_image_reference(
     compose: &ComposeApp,
     service: &ServiceInfo,
     cache: &LayoutStore,
-) -> Result<ResolvedImage> {
+) -> Result<(ResolvedImage, Option<Remote>)> {
     let Some(reference) = &service.image else {
         return Err(Error::invalid_file(
             &compose.file,
@@ -290,21 +301,16 @@ async fn from_image_reference(
             service.name
         )));
     };
-    image::from_registry(
-        reference,
-        &opts.platform,
-        &opts.connect,
-        cache,
-        !opts.no_images,
-    )
-    .await
-    .map_err(|e| match e {
-        Error::NotFound { what, hint } => Error::NotFound {
-            what: format!("{what}, used by service `{}`", service.name),
-            hint,
-        },
-        other => other,
-    })
+    let (img, remote) = pull::resolve(reference, &opts.platform, &opts.connect, cache)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound { what, hint } => Error::NotFound {
+                what: format!("{what}, used by service `{}`", service.name),
+                hint,
+            },
+            other => other,
+        })?;
+    Ok((img, Some(remote)))
 }
 
 /// What goes into the archive, by entry name, and what the descriptor says of each image.

@@ -28,7 +28,6 @@ use crate::oci::manifest::Manifest;
 pub(crate) use cache::open_cache;
 pub(crate) use import::from_archive;
 pub use platform::Platform;
-pub(crate) use pull::from_registry;
 
 /// An image narrowed to one platform, pinned by its manifest digest.
 #[derive(Clone, Debug)]

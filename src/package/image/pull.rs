@@ -1,22 +1,31 @@
 //! Images pulled from a registry (or an OCI layout) by reference: narrowed to the
 //! platform, config checked, layers fetched into the cache.
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use oci_client::manifest::OciDescriptor;
+
 use crate::error::{Error, Result};
 use crate::oci::digest::Digest;
 use crate::oci::layout::LayoutStore;
 use crate::oci::reference::{Repo, Target};
-use crate::oci::store::{Connect, Store};
+use crate::oci::store::{blocking, Connect, Store};
 use crate::package::image::platform::{check_platform, pick_platform, Platform};
 use crate::package::image::{split_name, ResolvedImage};
 
-/// Resolves `reference` from its registry; fetches config and (when `with_layers`) layers.
-pub(crate) async fn from_registry(
+/// An image resolved in its registry whose layers are not all in the cache yet.
+pub(crate) struct Remote {
+    store: Store,
+    missing: Vec<OciDescriptor>,
+}
+
+/// Resolves `reference` to one platform and caches its config and manifest; its layers
+/// are left to [`fetch_layers`], so that those of several images travel at once.
+pub(crate) async fn resolve(
     reference: &str,
     platform: &Platform,
     connect: &Connect,
     cache: &LayoutStore,
-    with_layers: bool,
-) -> Result<ResolvedImage> {
+) -> Result<(ResolvedImage, Remote)> {
     let target = Target::parse(reference)?;
     let selector = target.selector().unwrap_or_else(|| "latest".into());
     let store = Store::open(&target.repo, connect).await?;
@@ -46,26 +55,24 @@ pub(crate) async fn from_registry(
         let bytes = store
             .fetch_blob_bytes(&config_digest, Some(image.config.size as u64))
             .await?;
-        cache.put_blob_bytes(&config_digest, &bytes)?;
+        blocking(|| cache.put_blob_bytes(&config_digest, &bytes))?;
     }
-    check_platform(
-        &cache.read_blob_bytes(&config_digest, None)?,
-        platform,
-        &what,
-    )?;
-    if with_layers {
-        for layer in &image.layers {
-            let digest: Digest = layer.digest.parse()?;
-            if !cache.has_blob(&digest) {
-                store
-                    .fetch_blob_to_file(layer, &cache.blob_path(&digest))
-                    .await?;
-            }
+    let config = blocking(|| cache.read_blob_bytes(&config_digest, None))?;
+    check_platform(&config, platform, &what)?;
+    let mut missing = Vec::new();
+    for layer in &image.layers {
+        let digest: Digest = layer.digest.parse()?;
+        if !cache.has_blob(&digest)
+            && !missing
+                .iter()
+                .any(|m: &OciDescriptor| m.digest == layer.digest)
+        {
+            missing.push(layer.clone());
         }
     }
-    cache.put_blob_bytes(&manifest.digest, &manifest.bytes)?;
+    blocking(|| cache.put_blob_bytes(&manifest.digest, &manifest.bytes))?;
     let (name, tag) = split_name(reference);
-    Ok(ResolvedImage {
+    let resolved = ResolvedImage {
         name,
         tag,
         manifest,
@@ -75,5 +82,33 @@ pub(crate) async fn from_registry(
             Repo::Registry { registry, .. } => format!("registry {registry}"),
             Repo::Layout(p) => format!("OCI layout {}", p.display()),
         },
-    })
+    };
+    Ok((resolved, Remote { store, missing }))
+}
+
+/// Fetches the missing layers of every image into the cache, as many at once as the
+/// registries allow (`--concurrency`); a layer several images share travels once.
+pub(crate) async fn fetch_layers(remotes: Vec<Remote>, cache: &LayoutStore) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let mut jobs = Vec::new();
+    let mut width = 1;
+    for r in &remotes {
+        width = width.max(r.store.concurrency());
+        for layer in &r.missing {
+            if seen.insert(layer.digest.clone()) {
+                jobs.push((&r.store, layer));
+            }
+        }
+    }
+    futures_util::stream::iter(jobs)
+        .map(|(store, layer)| async move {
+            let digest: Digest = layer.digest.parse()?;
+            store
+                .fetch_blob_to_file(layer, &cache.blob_path(&digest))
+                .await
+        })
+        .buffer_unordered(width)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
 }

@@ -364,6 +364,17 @@ pub struct RegistryArgs {
     /// Read the registry password or token from standard input.
     #[arg(long, requires = "username", help_heading = "Registry")]
     pub password_stdin: bool,
+
+    /// Retry a failed registry request this many times (connection errors, timeouts, 408,
+    /// 429, 5xx, wrong bytes), waiting longer each time and as `Retry-After` asks.
+    #[arg(long, value_name = "N", default_value_t = 5, env = "MARGO_GITOPS_RETRIES",
+          value_parser = clap::value_parser!(u32).range(0..=20), help_heading = "Registry")]
+    pub retries: u32,
+
+    /// Transfers in flight at once (image layers, blobs to push).
+    #[arg(long, value_name = "N", default_value_t = 4, env = "MARGO_GITOPS_CONCURRENCY",
+          value_parser = clap::value_parser!(u16).range(1..=64), help_heading = "Registry")]
+    pub concurrency: u16,
 }
 
 /// The SERVICE=PATH lines of a multi-line value (blank lines and `#` comments skipped).

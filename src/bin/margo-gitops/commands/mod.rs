@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use margo_gitops::desired::pipeline::RenderRequest;
 use margo_gitops::desired::render::RenderOptions;
 use margo_gitops::oci::credentials::{Explicit, Secret};
+use margo_gitops::oci::retry::RetryPolicy;
 use margo_gitops::oci::store::Connect;
 use margo_gitops::signing::mode::{SignMode, SignOptions};
 use margo_gitops::signing::sigstore::client::TokenSource;
@@ -80,6 +81,11 @@ fn connect(args: &RegistryArgs) -> anyhow::Result<Connect> {
             username: args.username.clone(),
             password,
         },
+        retry: RetryPolicy {
+            retries: args.retries,
+            ..RetryPolicy::default()
+        },
+        concurrency: args.concurrency.into(),
     })
 }
 
