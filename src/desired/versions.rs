@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use oci_client::manifest::OciDescriptor;
 use serde::Serialize;
 
@@ -26,7 +27,8 @@ use crate::oci::manifest::{self, Manifest};
 use crate::oci::media;
 use crate::oci::reference::Repo;
 use crate::oci::store::{Connect, Store};
-use crate::package::archive::{GzipWriter, TarWriter};
+use crate::package::archive::TarWriter;
+use crate::package::gzip::GzipWriter;
 
 pub(crate) const ARTIFACT: &str = "application/vnd.margo.desired-state.v1";
 pub(crate) const LAYER_YAML: &str = "application/vnd.margo.desired-state.v1+yaml";
@@ -268,10 +270,16 @@ pub(crate) async fn versions(store: &Store, desired: Option<&Digest>) -> Result<
         .filter(|t| is_version_tag(t))
         .collect();
     tags.sort_by(|a, b| b.cmp(a));
+    // Read together, listed in order.
+    let manifests: Vec<Option<Manifest>> = futures_util::stream::iter(&tags)
+        .map(|t| store.manifest(t))
+        .buffered(store.concurrency())
+        .try_collect()
+        .await?;
     let mut out = Vec::new();
-    for t in tags {
-        if let Some(m) = store.manifest(&t).await? {
-            out.push(version_of(&t, &m, desired)?);
+    for (t, m) in tags.iter().zip(manifests) {
+        if let Some(m) = m {
+            out.push(version_of(t, &m, desired)?);
         }
     }
     Ok(out)

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
 use crate::desired::config::{Config, FILE_NAME};
@@ -311,8 +312,10 @@ async fn render_all(
     Ok((planned, missing))
 }
 
-/// Publishes the planned versions in order, each chained to the one before it; returns
-/// the last one's manifest.
+/// Publishes the planned versions, each chained to the one before it; returns the last
+/// one's manifest. The blobs of every new version travel at once; manifests and tags are
+/// then written in the chain's order, so a version is only ever tagged after the one
+/// before it.
 async fn publish_chain(
     store: &Store,
     req: &MirrorRequest,
@@ -322,7 +325,11 @@ async fn publish_chain(
     mut previous: Option<Digest>,
     result: &mut Mirrored,
 ) -> Result<Option<Manifest>> {
-    let mut head = None;
+    // What each version is, and which are new: git and the tag list, one lookup per
+    // existing version.
+    // (the version, its manifest, its blobs when it is new)
+    type Link<'a> = (&'a Planned, Manifest, Option<Vec<Vec<u8>>>);
+    let mut chain: Vec<Link> = Vec::new();
     for p in planned {
         let input = VersionInput {
             to: &req.to,
@@ -338,26 +345,36 @@ async fn publish_chain(
         } else {
             None
         };
-        let manifest = match found {
-            Some(d) if d == built.manifest.digest => {
-                result.present += 1;
-                built.manifest
-            }
-            Some(d) => {
-                result.present += 1;
-                existing_version(store, p, &d).await?
-            }
-            None => {
-                for b in &built.blobs {
-                    store.put_blob_bytes(b).await?;
-                }
-                store.put_manifest(&built.manifest).await?;
-                store.set_tag(&built.manifest, &p.tag).await?;
-                result.published.push(p.tag.clone());
-                built.manifest
-            }
+        let (manifest, blobs) = match found {
+            Some(d) if d == built.manifest.digest => (built.manifest, None),
+            Some(d) => (existing_version(store, p, &d).await?, None),
+            None => (built.manifest, Some(built.blobs)),
         };
         previous = Some(manifest.digest.clone());
+        chain.push((p, manifest, blobs));
+    }
+    // Every new blob at once (each once).
+    let mut seen = std::collections::HashSet::new();
+    let blobs: Vec<&Vec<u8>> = chain
+        .iter()
+        .filter_map(|(_, _, b)| b.as_ref())
+        .flatten()
+        .filter(|b| seen.insert(Digest::of(b)))
+        .collect();
+    futures_util::stream::iter(blobs)
+        .map(|b| store.put_blob_bytes(b))
+        .buffer_unordered(store.concurrency())
+        .try_collect::<Vec<()>>()
+        .await?;
+    // Manifests with their tags, in order.
+    let mut head = None;
+    for (p, manifest, blobs) in chain {
+        if blobs.is_some() {
+            store.put_manifest_tagged(&manifest, &p.tag).await?;
+            result.published.push(p.tag.clone());
+        } else {
+            result.present += 1;
+        }
         head = Some(manifest);
     }
     Ok(head)

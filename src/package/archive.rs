@@ -1,16 +1,11 @@
-//! Reproducible tar and gzip streams.
+//! Reproducible tar streams (the gzip around them is [`crate::package::gzip`]).
 //!
 //! [`TarWriter`] writes ustar entries with fixed owner (0:0, no names), fixed modes and one
 //! mtime, and streams each file's bytes with its size declared up front, so a tar can be
 //! nested inside another without a temporary file ([`tar_size`] tells the outer entry's
-//! size). [`GzipWriter`] is a single-member gzip stream that can store runs of bytes
-//! uncompressed: already-compressed image layers are stored, not compressed again,
-//! while text is compressed hard. The gzip header carries no name and no time. Sorting
-//! the entries is the caller's job.
+//! size). Sorting the entries is the caller's job.
 
 use std::io::{self, Read, Write};
-
-use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 
 const BLOCK: u64 = 512;
 
@@ -112,129 +107,6 @@ impl<W: Write> TarWriter<W> {
     }
 }
 
-/// A gzip stream (RFC 1952, one member) that can store runs of data without compressing
-/// them: [`GzipWriter::set_stored`] switches between deflate and stored blocks.
-///
-/// Changing the deflate level mid-stream is not reliable across zlib implementations, so
-/// stored runs are written here as raw stored blocks (each at most 65,535 bytes, filled
-/// completely, so block boundaries do not depend on how the caller chunks its writes),
-/// after a sync flush that byte-aligns the stream; the compressor is reset afterwards so
-/// that no later match reaches back into the stored bytes.
-pub(crate) struct GzipWriter<W: Write> {
-    out: W,
-    compress: Compress,
-    crc: Crc,
-    buf: Vec<u8>,
-    stored: Option<Vec<u8>>,
-}
-
-const STORED_MAX: usize = 65_535;
-
-impl<W: Write> GzipWriter<W> {
-    pub(crate) fn new(mut out: W, level: Compression) -> io::Result<Self> {
-        // Magic, deflate, no flags, mtime 0, no extra flags, OS unknown: the same bytes anywhere.
-        out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255])?;
-        Ok(GzipWriter {
-            out,
-            compress: Compress::new(level, false),
-            crc: Crc::new(),
-            buf: Vec::with_capacity(256 << 10),
-            stored: None,
-        })
-    }
-
-    fn deflate(&mut self, mut input: &[u8], flush: FlushCompress) -> io::Result<Status> {
-        loop {
-            self.buf.clear();
-            let before_in = self.compress.total_in();
-            let status = self
-                .compress
-                .compress_vec(input, &mut self.buf, flush)
-                .map_err(io::Error::other)?;
-            let consumed = (self.compress.total_in() - before_in) as usize;
-            input = &input[consumed..];
-            self.out.write_all(&self.buf)?;
-            let buffer_full = self.buf.len() == self.buf.capacity();
-            if status == Status::StreamEnd || (input.is_empty() && !buffer_full) {
-                return Ok(status);
-            }
-        }
-    }
-
-    fn emit_stored(&mut self, data: &[u8]) -> io::Result<()> {
-        let len = data.len() as u16;
-        // BFINAL=0, BTYPE=00, padded to the byte; then LEN and its complement.
-        let mut head = [0u8; 5];
-        head[1..3].copy_from_slice(&len.to_le_bytes());
-        head[3..5].copy_from_slice(&(!len).to_le_bytes());
-        self.out.write_all(&head)?;
-        self.out.write_all(data)
-    }
-
-    fn flush_stored(&mut self) -> io::Result<()> {
-        if let Some(pending) = self.stored.take() {
-            if !pending.is_empty() {
-                self.emit_stored(&pending)?;
-            }
-            self.compress.reset();
-        }
-        Ok(())
-    }
-
-    /// Stores what follows without compressing it (`true`), or compresses again (`false`).
-    pub(crate) fn set_stored(&mut self, stored: bool) -> io::Result<()> {
-        match (stored, self.stored.is_some()) {
-            (true, false) => {
-                self.deflate(&[], FlushCompress::Sync)?;
-                self.stored = Some(Vec::with_capacity(STORED_MAX));
-            }
-            (false, true) => self.flush_stored()?,
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Ends the stream with its checksum and length; returns the writer.
-    pub(crate) fn finish(mut self) -> io::Result<W> {
-        self.flush_stored()?;
-        while self.deflate(&[], FlushCompress::Finish)? != Status::StreamEnd {}
-        let crc = self.crc.sum().to_le_bytes();
-        let len = self.crc.amount().to_le_bytes();
-        self.out.write_all(&crc)?;
-        self.out.write_all(&len)?;
-        Ok(self.out)
-    }
-}
-
-impl<W: Write> Write for GzipWriter<W> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.crc.update(data);
-        match self.stored.take() {
-            None => {
-                self.deflate(data, FlushCompress::None)?;
-            }
-            Some(mut pending) => {
-                let mut rest = data;
-                while !rest.is_empty() {
-                    let take = (STORED_MAX - pending.len()).min(rest.len());
-                    pending.extend_from_slice(&rest[..take]);
-                    rest = &rest[take..];
-                    if pending.len() == STORED_MAX {
-                        self.emit_stored(&pending)?;
-                        pending.clear();
-                    }
-                }
-                self.stored = Some(pending);
-            }
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,29 +130,5 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         assert_eq!(names, ["app/", "app/compose.yaml"]);
-    }
-
-    #[test]
-    fn gzip_round_trips_across_level_changes_and_is_deterministic() {
-        let make = || {
-            let mut gz = GzipWriter::new(Vec::new(), Compression::best()).unwrap();
-            gz.write_all(b"hello ").unwrap();
-            gz.set_stored(true).unwrap();
-            gz.write_all(&[7u8; 100_000]).unwrap();
-            gz.write_all(b"hello hello").unwrap();
-            gz.set_stored(false).unwrap();
-            gz.write_all(b"hello world").unwrap();
-            gz.finish().unwrap()
-        };
-        let a = make();
-        assert_eq!(a, make());
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&a[..])
-            .read_to_end(&mut out)
-            .unwrap();
-        assert_eq!(out.len(), 100_028);
-        assert!(out.starts_with(b"hello ") && out.ends_with(b"hello hellohello world"));
-        // The stored run really is stored: 100 kB of one byte would deflate to almost nothing.
-        assert!(a.len() > 100_000);
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! - [`compose`]: the compose app folder, checked and pinned;
 //! - [`image`]: container images resolved to one platform and written as archives;
-//! - [`archive`]: reproducible tar and gzip streams;
+//! - [`archive`]: reproducible tar streams; [`gzip`]: parallel, reproducible gzip;
 //! - [`descriptor`]: what `prepare` writes beside the archive and `publish` reads;
 //! - [`prepare`]: `package prepare`;
 //! - [`plan`]: what publishing writes, in order, from the descriptor alone;
@@ -12,6 +12,7 @@
 pub mod archive;
 pub mod compose;
 pub mod descriptor;
+pub mod gzip;
 pub mod image;
 pub mod plan;
 pub mod prepare;

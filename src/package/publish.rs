@@ -3,13 +3,19 @@
 //! The package is signed first (with `--sign`; keyless asks Fulcio and Rekor), before any
 //! write, so a failed signature leaves the registry untouched; a version tag that already
 //! names other content is refused before anything is written (versions are immutable
-//! unless `--replace`); then the plan's writes are made in its order, blobs the store has
-//! skipped, tags last.
+//! unless `--replace`); then the plan's writes are made in its order: the blobs the store
+//! lacks all at once, then manifests, the signature, and the tags last.
+//!
+//! The archive is not read when the store has its blob already (publishing an unchanged
+//! package asks and sends nothing else); when it is sent, the store checks its digest as
+//! it arrives, and an archive changed since `package prepare` is refused by name.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::oci::digest::{digest_reader, Digest};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+
+use crate::oci::digest::Digest;
 use crate::oci::reference::Repo;
 use crate::oci::store::{Connect, Store};
 use crate::package::descriptor::{tag_for_version, Descriptor};
@@ -98,20 +104,25 @@ pub async fn publish(opts: &PublishOptions) -> Result<Published> {
     })
 }
 
-/// The archive must be the one prepare wrote: a changed file would publish unknown bytes.
+/// The archive must be the one prepare wrote: a file of another size is refused before
+/// anything is written; other bytes of the same size, when the store checks the digest.
 fn check_archive(archive: &Path, d: &Descriptor) -> Result<()> {
-    let f = std::fs::File::open(archive).map_err(Error::io("read", archive))?;
-    let (digest, _) =
-        digest_reader(std::io::BufReader::new(f)).map_err(Error::io("read", archive))?;
-    if digest != d.archive.digest {
-        return Err(Error::invalid_file(
-            archive,
-            None,
-            "the archive changed since `package prepare` wrote it",
-        )
-        .with_hint("run `margo-gitops package prepare` again"));
+    let size = std::fs::metadata(archive)
+        .map_err(Error::io("read", archive))?
+        .len();
+    if size != d.archive.size {
+        return Err(changed(archive));
     }
     Ok(())
+}
+
+fn changed(archive: &Path) -> Error {
+    Error::invalid_file(
+        archive,
+        None,
+        "the archive changed since `package prepare` wrote it",
+    )
+    .with_hint("run `margo-gitops package prepare` again")
 }
 
 /// Versions are immutable: desired states name packages by version, so a version tag that
@@ -133,7 +144,7 @@ async fn check_immutable(plan: &Plan, stores: &[Store]) -> Result<()> {
     Ok(())
 }
 
-/// Makes the plan's writes in its order; `stores[i]` holds artifact `i`.
+/// Makes the plan's writes in its order, the blobs at once; `stores[i]` holds artifact `i`.
 async fn execute(
     plan: &Plan,
     stores: &[Store],
@@ -153,23 +164,27 @@ async fn execute(
             signature: None,
         })
         .collect();
-    for write in plan.writes(signature.is_some()) {
+    let (blobs, rest): (Vec<Write>, Vec<Write>) = plan
+        .writes(signature.is_some())
+        .into_iter()
+        .partition(|w| matches!(w, Write::Blob { .. }));
+    let width = stores.iter().map(Store::concurrency).max().unwrap_or(1);
+    let sent: Vec<(usize, bool)> = futures_util::stream::iter(blobs)
+        .map(|w| push_blob(plan, stores, w))
+        .buffer_unordered(width)
+        .try_collect()
+        .await?;
+    for (artifact, sent) in sent {
+        let r = &mut results[artifact];
+        if sent {
+            r.blobs_uploaded += 1;
+        } else {
+            r.blobs_present += 1;
+        }
+    }
+    for write in rest {
         match write {
-            Write::Blob { artifact, blob } => {
-                let b = &plan.artifacts[artifact].blobs[blob];
-                let sent = match &b.source {
-                    BlobSource::File(path) => {
-                        stores[artifact].push_blob_file(&b.descriptor, path).await?
-                    }
-                    BlobSource::Bytes(bytes) => stores[artifact].push_blob_bytes(bytes).await?,
-                };
-                let r = &mut results[artifact];
-                if sent {
-                    r.blobs_uploaded += 1;
-                } else {
-                    r.blobs_present += 1;
-                }
-            }
+            Write::Blob { .. } => unreachable!("blobs went first"),
             Write::Manifest { artifact } => {
                 let m = &plan.artifacts[artifact].manifest;
                 if stores[artifact].resolve(m.digest.as_str()).await?.is_none() {
@@ -190,4 +205,23 @@ async fn execute(
         }
     }
     Ok(results)
+}
+
+/// One blob of the plan, unless its store has it: `(artifact, sent)`.
+async fn push_blob(plan: &Plan, stores: &[Store], write: Write) -> Result<(usize, bool)> {
+    let Write::Blob { artifact, blob } = write else {
+        unreachable!("only blobs")
+    };
+    let b = &plan.artifacts[artifact].blobs[blob];
+    let sent = match &b.source {
+        BlobSource::File(path) => stores[artifact]
+            .push_blob_file(&b.descriptor, path)
+            .await
+            .map_err(|e| match e {
+                Error::DigestMismatch { .. } if *path == plan.archive => changed(path),
+                other => other,
+            })?,
+        BlobSource::Bytes(bytes) => stores[artifact].push_blob_bytes(bytes).await?,
+    };
+    Ok((artifact, sent))
 }

@@ -5,6 +5,7 @@
 //! without the referrers API under the `sha256-<hex>` tag ([`crate::oci::referrers`]):
 //! a Sigstore bundle, or the PoC's OpenPGP signature with its public key.
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -90,13 +91,14 @@ impl Found {
 
 /// The signatures of `subject`, with their content: the bundle, or the armored OpenPGP signature.
 pub(crate) async fn signatures(store: &Store, subject: &Digest) -> Result<Vec<(Found, Vec<u8>)>> {
-    let mut out = Vec::new();
-    for (referrer, _) in signature_entries(store, subject).await? {
-        if let Some(found) = fetch_signature(store, &referrer).await? {
-            out.push(found);
-        }
-    }
-    Ok(out)
+    let entries = signature_entries(store, subject).await?;
+    // Read together, listed in order.
+    let found: Vec<Option<(Found, Vec<u8>)>> = futures_util::stream::iter(&entries)
+        .map(|(referrer, _)| fetch_signature(store, referrer))
+        .buffered(store.concurrency())
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// The one signature templates show: the OpenPGP one when there is one (the PoC form's

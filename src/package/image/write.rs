@@ -13,7 +13,8 @@ use crate::oci::digest::Digest;
 use crate::oci::layout::LayoutStore;
 use crate::oci::media;
 use crate::oci::reference::Target;
-use crate::package::archive::{tar_size, GzipWriter, TarWriter};
+use crate::package::archive::{tar_size, TarWriter};
+use crate::package::gzip::GzipWriter;
 use crate::package::image::ResolvedImage;
 use crate::progress::Progress;
 
