@@ -18,3 +18,4 @@ mod publish;
 mod quickstart;
 mod registries;
 mod sign;
+mod transport;

@@ -193,7 +193,7 @@ impl Client {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
                 return Err(Attempt::Transient {
-                    why: format!("{} answered {status}", what_of(&method, url)),
+                    why: format!("answered {status}"),
                     retry_after,
                     last: None,
                 });
@@ -421,9 +421,15 @@ fn parse_challenge(header: &str) -> Option<Scheme> {
     }
 }
 
-/// An error and its causes, on one line.
+/// An error and its causes, on one line, without the URL reqwest puts in its message (an
+/// upload location carries opaque state, an endpoint may carry a token).
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
+    let top = e.to_string();
+    let top = match (top.find(" for url ("), top.rfind(')')) {
+        (Some(start), Some(end)) if end > start => format!("{}{}", &top[..start], &top[end + 1..]),
+        _ => top,
+    };
+    let mut parts = vec![top];
     let mut cur = e.source();
     while let Some(s) = cur {
         let text = s.to_string();
@@ -455,6 +461,21 @@ mod tests {
             Some(Scheme::Basic)
         );
         assert_eq!(parse_challenge("Negotiate"), None);
+    }
+
+    #[test]
+    fn failures_are_told_without_their_url() {
+        #[derive(Debug)]
+        struct E;
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "error sending request for url (http://h/v2/a/blobs/uploads/x?_state=s3cret)",
+                )
+            }
+        }
+        impl std::error::Error for E {}
+        assert_eq!(chain(&E), "error sending request");
     }
 
     #[test]

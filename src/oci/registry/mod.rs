@@ -365,8 +365,15 @@ impl RegistryStore {
                 }
                 let mut verifier = Verifier::new(&what, digest, size);
                 let mut stream = r.bytes_stream();
+                let mut got = 0u64;
                 while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| transient("reading the blob", &e))?;
+                    let chunk = chunk.map_err(|e| {
+                        Attempt::transient(format!(
+                            "the blob came short: {got} bytes, then {}",
+                            client::chain(&e)
+                        ))
+                    })?;
+                    got += chunk.len() as u64;
                     verifier.update(&chunk).map_err(Attempt::wrong_bytes)?;
                     sink(&mut state, &chunk)?;
                     progress.advance(chunk.len() as u64);
