@@ -28,7 +28,7 @@ measure() {
   local label=$1; shift
   /usr/bin/time -f "%M %e" -o t.txt "$@" > /dev/null
   read -r rss secs < t.txt
-  printf '%-34s peak RSS %6d KiB  %6.1f s\n' "$label" "$rss" "$secs"
+  printf '%-34s peak RSS %6d KiB  %6.2f s\n' "$label" "$rss" "$secs"
 }
 echo "image: $size MiB of random data, layer $(du -m big.tar | cut -f1) MiB"
 export MARGO_GITOPS_CACHE_DIR="$work/cache" SOURCE_DATE_EPOCH=0

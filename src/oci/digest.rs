@@ -182,6 +182,80 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A writer that hashes and writes on a thread of its own, so that hashing a large output
+/// overlaps with producing it. Writes are gathered into chunks of [`HashingThread::CHUNK`]
+/// that are handed over whole (no writer in front of it needs a buffer).
+pub(crate) struct HashingThread<W: Write + Send + 'static> {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<std::thread::JoinHandle<io::Result<(Digest, u64, W)>>>,
+}
+
+impl<W: Write + Send + 'static> HashingThread<W> {
+    const CHUNK: usize = 1 << 20;
+
+    pub(crate) fn new(inner: W) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let worker = std::thread::spawn(move || {
+            let mut w = HashingWriter::new(inner);
+            for chunk in rx {
+                w.write_all(&chunk)?;
+            }
+            w.flush()?;
+            Ok(w.finish())
+        });
+        HashingThread {
+            buf: Vec::with_capacity(Self::CHUNK),
+            tx: Some(tx),
+            worker: Some(worker),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(Self::CHUNK));
+        match self.tx.as_ref().map(|tx| tx.send(chunk)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(self.stopped()),
+        }
+    }
+
+    /// The digest and size of everything written, and the inner writer.
+    pub(crate) fn finish(mut self) -> io::Result<(Digest, u64, W)> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        drop(self.tx.take());
+        self.worker
+            .take()
+            .ok_or_else(|| io::Error::other("the hashing thread stopped"))?
+            .join()
+            .map_err(|_| io::Error::other("the hashing thread stopped"))?
+    }
+
+    fn stopped(&mut self) -> io::Error {
+        // The worker stopped on an error of the inner writer: that error.
+        match self.worker.take().map(|w| w.join()) {
+            Some(Ok(Err(e))) => e,
+            _ => io::Error::other("the hashing thread stopped"),
+        }
+    }
+}
+
+impl<W: Write + Send + 'static> Write for HashingThread<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let take = (Self::CHUNK - self.buf.len()).min(data.len());
+        self.buf.extend_from_slice(&data[..take]);
+        if self.buf.len() == Self::CHUNK {
+            self.send()?;
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Hashes a whole reader; returns its digest and size.
 pub(crate) fn digest_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
     let mut w = HashingWriter::new(io::sink());
@@ -218,5 +292,37 @@ mod tests {
 
         let mut v = Verifier::new("blob", &d, Some(5));
         assert!(v.update(b"hello!").is_err());
+    }
+
+    #[test]
+    fn hashing_thread_hashes_and_writes_every_byte() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut w = HashingThread::new(Vec::new());
+        for piece in data.chunks(70_001) {
+            w.write_all(piece).unwrap();
+        }
+        let (digest, size, written) = w.finish().unwrap();
+        assert_eq!((digest, size), (Digest::of(&data), data.len() as u64));
+        assert_eq!(written, data);
+    }
+
+    #[test]
+    fn hashing_thread_reports_the_error_of_its_writer() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = HashingThread::new(Full);
+        let chunk = vec![0u8; 1 << 20];
+        // The first chunk reaches the thread, which fails; a later write or finish says why.
+        let err = (0..8)
+            .find_map(|_| w.write_all(&chunk).err())
+            .unwrap_or_else(|| w.finish().err().unwrap());
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull, "{err}");
     }
 }

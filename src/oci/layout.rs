@@ -5,9 +5,11 @@
 //! checked, then renamed into place, and `index.json` is replaced by rename, so a
 //! reader never sees a half-written blob or index.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 
@@ -22,6 +24,29 @@ const INDEX_FILE: &str = "index.json";
 
 pub(crate) struct LayoutStore {
     root: PathBuf,
+    arrivals: Arrivals,
+}
+
+/// The blobs of this run: those written here after their digest was checked (read back
+/// within the run, they need not be hashed again) and those still on their way, which a
+/// reader can wait for while they are fetched.
+#[derive(Default)]
+struct Arrivals {
+    state: Mutex<ArrivalState>,
+    arrived: Condvar,
+}
+
+#[derive(Default)]
+struct ArrivalState {
+    checked: HashSet<Digest>,
+    coming: HashSet<Digest>,
+    abandoned: bool,
+}
+
+impl Arrivals {
+    fn state(&self) -> MutexGuard<'_, ArrivalState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl LayoutStore {
@@ -36,6 +61,7 @@ impl LayoutStore {
         }
         Ok(LayoutStore {
             root: root.to_path_buf(),
+            arrivals: Arrivals::default(),
         })
     }
 
@@ -65,6 +91,7 @@ impl LayoutStore {
         write_atomic(&root.join(INDEX_FILE), &to_json(&empty))?;
         Ok(LayoutStore {
             root: root.to_path_buf(),
+            arrivals: Arrivals::default(),
         })
     }
 
@@ -113,7 +140,54 @@ impl LayoutStore {
             size,
             &format!("blob {digest}"),
             progress,
-        )
+        )?;
+        self.checked(digest);
+        Ok(())
+    }
+
+    /// Records that blob `digest`, now in the layout, was checked by this run.
+    pub(crate) fn checked(&self, digest: &Digest) {
+        let mut state = self.arrivals.state();
+        state.coming.remove(digest);
+        state.checked.insert(digest.clone());
+        self.arrivals.arrived.notify_all();
+    }
+
+    /// Whether this run checked blob `digest` when it was written.
+    pub(crate) fn was_checked(&self, digest: &Digest) -> bool {
+        self.arrivals.state().checked.contains(digest)
+    }
+
+    /// Announces that blob `digest` is being fetched into the layout: [`Self::wait_for`]
+    /// waits until [`Self::checked`] records it, or [`Self::abandon`] gives up on it.
+    pub(crate) fn expect(&self, digest: &Digest) {
+        self.arrivals.state().coming.insert(digest.clone());
+    }
+
+    /// Gives up on every blob still expected: whoever waits for one stops waiting.
+    pub(crate) fn abandon(&self) {
+        self.arrivals.state().abandoned = true;
+        self.arrivals.arrived.notify_all();
+    }
+
+    /// Waits until blob `digest`, when it is expected, has arrived (a thread's wait: call
+    /// it off the async threads). Blobs not expected are there or not, as they are.
+    pub(crate) fn wait_for(&self, digest: &Digest) -> Result<()> {
+        let mut state = self.arrivals.state();
+        while state.coming.contains(digest) {
+            if state.abandoned {
+                return Err(Error::NotFound {
+                    what: format!("blob {digest} (its download failed)"),
+                    hint: None,
+                });
+            }
+            state = self
+                .arrivals
+                .arrived
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        Ok(())
     }
 
     /// Copies a blob out of the layout to `dest`, checking it on the way.
@@ -352,6 +426,30 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_reader_waits_for_an_expected_blob_until_it_arrives_or_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = LayoutStore::create(dir.path()).unwrap();
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        l.expect(&a);
+        l.expect(&b);
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                l.wait_for(&a).unwrap();
+                l.has_blob(&a)
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!reader.is_finished(), "it must wait for the blob");
+            l.put_blob_bytes(&a, b"a").unwrap();
+            assert!(reader.join().unwrap(), "it woke when the blob was there");
+        });
+        assert!(l.was_checked(&a) && !l.was_checked(&b));
+        // Not expected: no wait. Expected and given up: an error, not a hang.
+        l.wait_for(&Digest::of(b"c")).unwrap();
+        l.abandon();
+        assert!(matches!(l.wait_for(&b), Err(Error::NotFound { .. })));
     }
 
     #[test]

@@ -264,6 +264,18 @@ impl<W: Write> Write for GzipWriter<W> {
         match self.stored.take() {
             Some(mut pending) => {
                 while !rest.is_empty() {
+                    if pending.is_empty() && rest.len() >= STORED_MAX {
+                        // A whole stored block straight from the input, no copy.
+                        let (block, after) = rest.split_at(STORED_MAX);
+                        let len = STORED_MAX as u16;
+                        let mut head = [0u8; 5];
+                        head[1..3].copy_from_slice(&len.to_le_bytes());
+                        head[3..5].copy_from_slice(&(!len).to_le_bytes());
+                        self.out.write_all(&head)?;
+                        self.out.write_all(block)?;
+                        rest = after;
+                        continue;
+                    }
                     let take = (STORED_MAX - pending.len()).min(rest.len());
                     pending.extend_from_slice(&rest[..take]);
                     rest = &rest[take..];
@@ -377,6 +389,23 @@ mod tests {
             .flatten()
             .collect();
         assert_eq!(&whole[10..10 + serial.len()], &serial[..]);
+    }
+
+    #[test]
+    fn stored_runs_do_not_depend_on_how_they_are_written() {
+        let data = sample(600_000);
+        let write = |chunk: usize| {
+            let mut gz = GzipWriter::new(Vec::new(), Compression::default()).unwrap();
+            gz.set_stored(true).unwrap();
+            for piece in data.chunks(chunk) {
+                gz.write_all(piece).unwrap();
+            }
+            gz.finish().unwrap()
+        };
+        let whole = write(data.len());
+        assert_eq!(whole, write(1_000));
+        assert_eq!(whole, write(STORED_MAX + 1));
+        assert_eq!(gunzip(&whole), data);
     }
 
     #[test]

@@ -11,15 +11,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use flate2::Compression;
 
 use crate::error::{Error, Result};
 use crate::git;
 use crate::margo::app::{self, AppDescription};
-use crate::oci::digest::{Digest, HashingWriter};
+use crate::oci::digest::{Digest, HashingThread};
 use crate::oci::layout::{temp_beside, write_atomic, LayoutStore};
 use crate::oci::reference::LAYOUT_PREFIX;
 use crate::oci::store::{blocking, Connect};
@@ -75,7 +75,7 @@ fn to_app_id(name: &str) -> String {
 
 pub async fn prepare(opts: &PrepareOptions) -> Result<Prepared> {
     // A bad key or a missing identity token stops before any work.
-    let signer = Signer::new(&opts.sign)?;
+    let signer = blocking(|| Signer::new(&opts.sign))?;
     let compose = ComposeApp::load(&opts.app_dir)?;
     let margo = app::load(&opts.app_dir)?;
     let (app_id, version) = identity(opts, &compose, margo.as_ref())?;
@@ -84,14 +84,13 @@ pub async fn prepare(opts: &PrepareOptions) -> Result<Prepared> {
     let archives = local_archives(opts, &compose)?;
     let cache = image::open_cache(opts.cache_dir.as_deref())?;
     let project = compose.name.clone().unwrap_or_else(|| app_id.clone());
-    let images = resolve_images(opts, &compose, &archives, &cache, &project).await?;
+    let (images, remotes) = resolve_images(opts, &compose, &archives, &cache, &project).await?;
     let (entries, image_refs) = plan_entries(opts, &compose, &images, &app_id)?;
 
     fs::create_dir_all(&opts.out_dir).map_err(Error::io("create", &opts.out_dir))?;
     let stem = format!("{app_id}-{version}");
     let archive_path = opts.out_dir.join(format!("{stem}.tar.gz"));
-    // Compression and hashing are CPU work: off the async threads.
-    let (digest, size) = blocking(|| write_package(&archive_path, &entries, &cache, mtime))?;
+    let (digest, size) = pull_and_write(remotes, entries, &archive_path, cache, mtime).await?;
     let signature = match &signer {
         Some(signer) => {
             let (bytes, ext) = signer.sign_file(&archive_path, &digest).await?;
@@ -137,6 +136,41 @@ pub async fn prepare(opts: &PrepareOptions) -> Result<Prepared> {
         descriptor_path,
         archive_path,
     })
+}
+
+/// Pulls the missing layers and writes the package at once: the archive is written on a
+/// thread of its own (compression and hashing are CPU work) and waits for each layer only
+/// when it comes to it. A failed pull stops the writer; its error is the one reported.
+async fn pull_and_write(
+    remotes: Vec<Remote>,
+    entries: BTreeMap<String, Source>,
+    archive_path: &Path,
+    cache: LayoutStore,
+    mtime: u64,
+) -> Result<(Digest, u64)> {
+    // The order the writer reads layers in: image by image, each one's blobs by digest.
+    let order: Vec<Digest> = entries
+        .values()
+        .filter_map(|e| match e {
+            Source::Image(img) => Some(img.blobs()),
+            _ => None,
+        })
+        .flat_map(|blobs| {
+            let mut digests: Vec<Digest> =
+                blobs.iter().filter_map(|b| b.digest.parse().ok()).collect();
+            digests.sort();
+            digests
+        })
+        .collect();
+    let cache = Arc::new(cache);
+    let writer = tokio::task::spawn_blocking({
+        let (cache, path) = (cache.clone(), archive_path.to_path_buf());
+        move || write_package(&path, &entries, &cache, mtime)
+    });
+    let fetched = pull::fetch_layers(remotes, &order, &cache).await;
+    let written = writer.await.expect("the package writer does not panic");
+    fetched?;
+    written
 }
 
 /// The app's id and version: the flags, else `margo.yaml`, else (the id) the compose
@@ -221,12 +255,12 @@ async fn resolve_images(
     archives: &BTreeMap<String, PathBuf>,
     cache: &LayoutStore,
     project: &str,
-) -> Result<Images> {
+) -> Result<(Images, Vec<Remote>)> {
     let mut images = Images {
         by_digest: BTreeMap::new(),
         pins: BTreeMap::new(),
     };
-    // Manifests first, service by service; then every missing layer at once.
+    // Manifests here, service by service; every missing layer later, at once.
     let mut remotes = Vec::new();
     for service in &compose.services {
         let (resolved, remote) = match archives.get(&service.name) {
@@ -242,10 +276,10 @@ async fn resolve_images(
             .1
             .push(service.name.clone());
     }
-    if !opts.no_images {
-        pull::fetch_layers(remotes, cache).await?;
+    if opts.no_images {
+        remotes.clear();
     }
-    Ok(images)
+    Ok((images, remotes))
 }
 
 /// A service's image from `--image SERVICE=PATH`, named as the compose file names it.
@@ -386,9 +420,10 @@ fn write_package(
 ) -> Result<(Digest, u64)> {
     let tmp = temp_beside(path)?;
     let io_err = |e: std::io::Error| Error::io("write", path)(e);
-    let hashing = HashingWriter::new(tmp.as_file().try_clone().map_err(io_err)?);
+    // Hashing the output overlaps with producing it.
+    let hashing = HashingThread::new(tmp.as_file().try_clone().map_err(io_err)?);
     let gz = GzipWriter::new(
-        BufWriter::with_capacity(1 << 20, hashing),
+        hashing,
         // gzip's own default: level 9 is three times slower for a few per cent.
         Compression::default(),
     )
@@ -426,9 +461,8 @@ fn write_package(
         }
     }
     let gz = tar.finish().map_err(io_err)?;
-    let buffered = gz.finish().map_err(io_err)?;
-    let hashing = buffered.into_inner().map_err(|e| io_err(e.into_error()))?;
-    let (digest, size, file) = hashing.finish();
+    let hashing = gz.finish().map_err(io_err)?;
+    let (digest, size, file) = hashing.finish().map_err(io_err)?;
     file.sync_all().map_err(io_err)?;
     #[cfg(unix)]
     {

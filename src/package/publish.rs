@@ -17,7 +17,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use crate::oci::digest::Digest;
 use crate::oci::reference::Repo;
-use crate::oci::store::{Connect, Store};
+use crate::oci::store::{blocking, Connect, Store};
 use crate::package::descriptor::{tag_for_version, Descriptor};
 use crate::package::plan::{BlobSource, Format, Plan, PlanRequest, Write};
 use crate::signing::mode::SignOptions;
@@ -61,7 +61,7 @@ pub struct Published {
 
 pub async fn publish(opts: &PublishOptions) -> Result<Published> {
     let (d, descriptor_path) = Descriptor::find(&opts.input)?;
-    let signer = Signer::new(&opts.sign)?;
+    let signer = blocking(|| Signer::new(&opts.sign))?;
     let base = descriptor_path
         .parent()
         .unwrap_or(Path::new("."))

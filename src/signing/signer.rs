@@ -23,7 +23,7 @@ use crate::oci::digest::Digest;
 use crate::oci::manifest::{self, Manifest};
 use crate::oci::reference::Target;
 use crate::oci::referrers;
-use crate::oci::store::{Connect, Store};
+use crate::oci::store::{blocking, Connect, Store};
 use crate::signing::found::{ANN_BUNDLE_CONTENT, ANN_PGP_FINGERPRINT, ANN_SIGNED_BLOB};
 use crate::signing::keys::{key_bundle_for, load_key};
 use crate::signing::mode::{SignMode, SignOptions};
@@ -108,7 +108,7 @@ impl Signer {
         digest: &Digest,
     ) -> Result<(Vec<u8>, &'static str)> {
         match self {
-            Signer::Pgp(p) => Ok((p.sign_file(path)?.into_bytes(), "asc")),
+            Signer::Pgp(p) => Ok((blocking(|| p.sign_file(path))?.into_bytes(), "asc")),
             _ => Ok((self.bundle(&digest_bytes(digest)).await?, "sigstore.json")),
         }
     }
@@ -135,12 +135,12 @@ impl Signer {
         })?;
         let archive: Digest = layer.digest.parse()?;
         let signature = match archive_file {
-            Some(path) => pgp.sign_file(path)?,
+            Some(path) => blocking(|| pgp.sign_file(path))?,
             None => {
                 let tmp = tempfile::NamedTempFile::new()
                     .map_err(Error::io("create", std::env::temp_dir()))?;
                 store.fetch_blob_to_file(&layer, tmp.path()).await?;
-                pgp.sign_file(tmp.path())?
+                blocking(|| pgp.sign_file(tmp.path()))?
             }
         };
         Ok(Signature::Pgp {
@@ -255,7 +255,8 @@ pub async fn sign_reference(
     opts: &SignOptions,
     connect: &Connect,
 ) -> Result<(Digest, Option<Digest>)> {
-    let signer = Signer::new(opts)?;
+    // Loading a key can be slow work (scrypt): off the async threads.
+    let signer = blocking(|| Signer::new(opts))?;
     let (store, _, subject) = open_subject(reference, connect, true).await?;
     let referrer = match &signer {
         Some(s) => Some(s.attach(&store, &subject).await?),

@@ -12,7 +12,7 @@ use sha2::Digest as _;
 use crate::error::{Error, Result};
 use crate::oci::digest::Digest;
 use crate::oci::manifest::{self, Manifest};
-use crate::oci::store::{Connect, Store};
+use crate::oci::store::{blocking, Connect, Store};
 use crate::signing::found::{fetch_signature, signature_entries, Found};
 use crate::signing::keys::{load_public_key, verify_key_bundle};
 use crate::signing::refusal::Refusal;
@@ -107,7 +107,7 @@ impl Check {
                 let path = archive.as_ref().expect("fetched").path();
                 let file = std::fs::File::open(path).map_err(Error::io("read", path))?;
                 let text = String::from_utf8_lossy(content);
-                crate::signing::pgp::verify(&text, key, std::io::BufReader::new(file))
+                blocking(|| crate::signing::pgp::verify(&text, key, std::io::BufReader::new(file)))
             }
         })
     }

@@ -108,6 +108,7 @@ impl TarIndex {
             &format!("blob {digest} in {}", self.path.display()),
             &progress,
         )?;
+        cache.checked(&digest);
         progress.finish();
         Ok(())
     }
@@ -126,6 +127,8 @@ impl TarIndex {
         if !cache.has_blob(&digest) {
             tmp.persist(cache.blob_path(&digest))
                 .map_err(|e| Error::io("write", cache.root())(e.error))?;
+            // Its digest is the hash of exactly these bytes.
+            cache.checked(&digest);
         }
         Ok(OciDescriptor {
             media_type: media_type.to_string(),

@@ -19,7 +19,8 @@ pub(crate) struct Remote {
 }
 
 /// Resolves `reference` to one platform and caches its config and manifest; its layers
-/// are left to [`fetch_layers`], so that those of several images travel at once.
+/// are left to [`fetch_layers`], so that those of several images travel at once, and are
+/// announced to the cache as coming ([`LayoutStore::expect`]).
 pub(crate) async fn resolve(
     reference: &str,
     platform: &Platform,
@@ -67,6 +68,7 @@ pub(crate) async fn resolve(
                 .iter()
                 .any(|m: &OciDescriptor| m.digest == layer.digest)
         {
+            cache.expect(&digest);
             missing.push(layer.clone());
         }
     }
@@ -87,8 +89,23 @@ pub(crate) async fn resolve(
 }
 
 /// Fetches the missing layers of every image into the cache, as many at once as the
-/// registries allow (`--concurrency`); a layer several images share travels once.
-pub(crate) async fn fetch_layers(remotes: Vec<Remote>, cache: &LayoutStore) -> Result<()> {
+/// registries allow (`--concurrency`); a layer several images share travels once. Layers
+/// start in the order of `first` (those it does not name last), so that a writer waiting
+/// for them ([`LayoutStore::wait_for`]) in that order can begin early; when one fails,
+/// the cache gives up on the rest ([`LayoutStore::abandon`]).
+pub(crate) async fn fetch_layers(
+    remotes: Vec<Remote>,
+    first: &[Digest],
+    cache: &LayoutStore,
+) -> Result<()> {
+    let fetched = fetch_all(remotes, first, cache).await;
+    if fetched.is_err() {
+        cache.abandon();
+    }
+    fetched
+}
+
+async fn fetch_all(remotes: Vec<Remote>, first: &[Digest], cache: &LayoutStore) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     let mut jobs = Vec::new();
     let mut width = 1;
@@ -100,12 +117,21 @@ pub(crate) async fn fetch_layers(remotes: Vec<Remote>, cache: &LayoutStore) -> R
             }
         }
     }
+    let rank = |d: &str| {
+        first
+            .iter()
+            .position(|f| f.as_str() == d)
+            .unwrap_or(first.len())
+    };
+    jobs.sort_by_key(|(_, layer)| rank(&layer.digest));
     futures_util::stream::iter(jobs)
         .map(|(store, layer)| async move {
             let digest: Digest = layer.digest.parse()?;
             store
                 .fetch_blob_to_file(layer, &cache.blob_path(&digest))
-                .await
+                .await?;
+            cache.checked(&digest);
+            Ok(())
         })
         .buffer_unordered(width)
         .try_collect::<Vec<()>>()
