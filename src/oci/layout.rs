@@ -228,7 +228,7 @@ impl LayoutStore {
         let mut bytes = Vec::new();
         let path = self.blob_path(digest);
         self.open_blob(digest)?
-            .take(super::store::MAX_SMALL_BLOB + 1)
+            .take(super::manifest::MAX_SMALL_BLOB + 1)
             .read_to_end(&mut bytes)
             .map_err(Error::io("read", &path))?;
         let mut v = Verifier::new(

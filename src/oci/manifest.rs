@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 use crate::oci::digest::Digest;
 use crate::oci::media;
 
+/// Largest manifest or config margo-gitops will hold in memory (the registry's own limit is 4 MiB).
+pub(crate) const MAX_SMALL_BLOB: u64 = 16 << 20;
+
 /// A manifest as bytes, with the digest of those exact bytes and its media type.
 #[derive(Clone, Debug)]
 pub(crate) struct Manifest {

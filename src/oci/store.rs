@@ -6,49 +6,20 @@
 //! already has is not sent again; a manifest is written only after its blobs, and a tag
 //! only after its manifest, so a failure never leaves a tag on half-written content.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use oci_client::manifest::OciDescriptor;
 
 use crate::error::{Error, Result};
-use crate::oci::credentials::Explicit;
+use crate::oci::blocking;
 use crate::oci::digest::Digest;
 use crate::oci::manifest::Manifest;
+use crate::oci::manifest::MAX_SMALL_BLOB;
 use crate::oci::media;
 use crate::oci::reference::Repo;
 use crate::oci::registry::Body;
-use crate::oci::retry::RetryPolicy;
+pub use crate::oci::registry::Connect;
 use crate::progress::Progress;
-
-/// Largest manifest or config margo-gitops will hold in memory (the registry's own limit is 4 MiB).
-pub(crate) const MAX_SMALL_BLOB: u64 = 16 << 20;
-
-/// How to reach registries: TLS, plain HTTP, credentials, retries, requests at once.
-#[derive(Clone, Debug)]
-pub struct Connect {
-    /// Talk plain HTTP instead of HTTPS.
-    pub plain_http: bool,
-    /// Extra PEM certificate authorities to trust.
-    pub ca_files: Vec<PathBuf>,
-    /// Credentials from the command line.
-    pub explicit: Explicit,
-    /// How failed requests are retried (`--retries`).
-    pub retry: RetryPolicy,
-    /// How many transfers may be in flight at once (`--concurrency`).
-    pub concurrency: usize,
-}
-
-impl Default for Connect {
-    fn default() -> Self {
-        Connect {
-            plain_http: false,
-            ca_files: Vec::new(),
-            explicit: Explicit::default(),
-            retry: RetryPolicy::default(),
-            concurrency: 4,
-        }
-    }
-}
 
 /// Where content is read from or written to.
 pub(crate) enum Store {
@@ -237,16 +208,6 @@ impl Store {
             Store::Registry(r) => r.concurrency(),
             Store::Layout(_) => 2,
         }
-    }
-}
-
-/// Runs file system work off the async threads (a layout folder, a credential helper).
-pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
     }
 }
 

@@ -15,7 +15,7 @@
 //!
 //! Why our own and not `gzp`: `gzp` compresses everything it is given (its fast backends
 //! are C libraries), and a package must copy compressed layers as they are; this writer
-//! uses the deflate we already link (`flate2` over `zlib-rs`) and a few threads.
+//! uses the deflate we already link (`flate2` over `zlib-rs`) and one thread per core.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};

@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
+use crate::oci::blocking;
 use crate::oci::digest::Digest;
 use crate::oci::reference::Repo;
-use crate::oci::store::{blocking, Connect, Store};
+use crate::oci::store::{Connect, Store};
 use crate::package::descriptor::{tag_for_version, Descriptor};
 use crate::package::plan::{BlobSource, Format, Plan, PlanRequest, Write};
 use crate::signing::mode::SignOptions;

@@ -19,11 +19,12 @@ use p256::ecdsa::SigningKey;
 use sha2::Digest as _;
 
 use crate::error::{Error, Result};
+use crate::oci::blocking;
 use crate::oci::digest::Digest;
 use crate::oci::manifest::{self, Manifest};
 use crate::oci::reference::Target;
 use crate::oci::referrers;
-use crate::oci::store::{blocking, Connect, Store};
+use crate::oci::store::{Connect, Store};
 use crate::signing::found::{ANN_BUNDLE_CONTENT, ANN_PGP_FINGERPRINT, ANN_SIGNED_BLOB};
 use crate::signing::keys::{key_bundle_for, load_key};
 use crate::signing::mode::{SignMode, SignOptions};

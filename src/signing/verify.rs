@@ -10,9 +10,10 @@ use serde::Serialize;
 use sha2::Digest as _;
 
 use crate::error::{Error, Result};
+use crate::oci::blocking;
 use crate::oci::digest::Digest;
 use crate::oci::manifest::{self, Manifest};
-use crate::oci::store::{blocking, Connect, Store};
+use crate::oci::store::{Connect, Store};
 use crate::signing::found::{fetch_signature, signature_entries, Found};
 use crate::signing::keys::{load_public_key, verify_key_bundle};
 use crate::signing::refusal::Refusal;

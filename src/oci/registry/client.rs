@@ -9,7 +9,7 @@
 //! only ever go into an `Authorization` header; errors name where a credential came from.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,10 +20,36 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::ExposeSecret as _;
 
 use crate::error::{Error, Result};
-use crate::oci::credentials::{self, Credential, Origin};
+use crate::oci::credentials::{self, Credential, Explicit, Origin};
 use crate::oci::retry::{is_transient_status, parse_retry_after, Attempt, RetryPolicy};
-use crate::oci::store::Connect;
 use crate::progress::Progress;
+
+/// How to reach registries: TLS, plain HTTP, credentials, retries, requests at once.
+#[derive(Clone, Debug)]
+pub struct Connect {
+    /// Talk plain HTTP instead of HTTPS.
+    pub plain_http: bool,
+    /// Extra PEM certificate authorities to trust.
+    pub ca_files: Vec<PathBuf>,
+    /// Credentials from the command line.
+    pub explicit: Explicit,
+    /// How failed requests are retried (`--retries`).
+    pub retry: RetryPolicy,
+    /// How many transfers may be in flight at once (`--concurrency`).
+    pub concurrency: usize,
+}
+
+impl Default for Connect {
+    fn default() -> Self {
+        Connect {
+            plain_http: false,
+            ca_files: Vec::new(),
+            explicit: Explicit::default(),
+            retry: RetryPolicy::default(),
+            concurrency: 4,
+        }
+    }
+}
 
 const CHUNK: usize = 1 << 20;
 
@@ -76,7 +102,7 @@ pub(crate) struct Client {
 impl Client {
     pub(crate) fn new(registry: &str, connect: &Connect) -> Result<Client> {
         let (credential, origin) =
-            crate::oci::store::blocking(|| credentials::resolve(registry, &connect.explicit))?;
+            crate::oci::blocking(|| credentials::resolve(registry, &connect.explicit))?;
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("margo-gitops/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))

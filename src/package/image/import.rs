@@ -71,7 +71,7 @@ impl TarIndex {
     }
 
     fn read_small(&self, name: &str) -> Result<Vec<u8>> {
-        if self.size(name).unwrap_or(0) > crate::oci::store::MAX_SMALL_BLOB {
+        if self.size(name).unwrap_or(0) > crate::oci::manifest::MAX_SMALL_BLOB {
             return Err(Error::invalid_file(
                 &self.path,
                 None,

@@ -5,10 +5,11 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use oci_client::manifest::OciDescriptor;
 
 use crate::error::{Error, Result};
+use crate::oci::blocking;
 use crate::oci::digest::Digest;
 use crate::oci::layout::LayoutStore;
 use crate::oci::reference::{Repo, Target};
-use crate::oci::store::{blocking, Connect, Store};
+use crate::oci::store::{Connect, Store};
 use crate::package::image::platform::{check_platform, pick_platform, Platform};
 use crate::package::image::{split_name, ResolvedImage};
 
