@@ -24,6 +24,8 @@ const INDEX_FILE: &str = "index.json";
 
 pub(crate) struct LayoutStore {
     root: PathBuf,
+    /// Whether blobs are synced to disk before they get their name (not in a cache).
+    durable: bool,
     arrivals: Arrivals,
 }
 
@@ -61,6 +63,7 @@ impl LayoutStore {
         }
         Ok(LayoutStore {
             root: root.to_path_buf(),
+            durable: true,
             arrivals: Arrivals::default(),
         })
     }
@@ -91,6 +94,7 @@ impl LayoutStore {
         write_atomic(&root.join(INDEX_FILE), &to_json(&empty))?;
         Ok(LayoutStore {
             root: root.to_path_buf(),
+            durable: true,
             arrivals: Arrivals::default(),
         })
     }
@@ -140,6 +144,7 @@ impl LayoutStore {
             size,
             &format!("blob {digest}"),
             progress,
+            self.durable,
         )?;
         self.checked(digest);
         Ok(())
@@ -190,7 +195,16 @@ impl LayoutStore {
         Ok(())
     }
 
-    /// Copies a blob out of the layout to `dest`, checking it on the way.
+    /// This layout as a cache: blobs are not synced to disk as they are written, since
+    /// every read checks them (blobs of a previous run included) and a lost one is fetched
+    /// again.
+    pub(crate) fn as_cache(mut self) -> Self {
+        self.durable = false;
+        self
+    }
+
+    /// Copies a blob out of the layout to `dest`, checking it on the way; `dest` (a cache
+    /// or a temporary file) is not synced to disk.
     pub(crate) fn copy_blob_to_file(
         &self,
         digest: &Digest,
@@ -206,6 +220,7 @@ impl LayoutStore {
             size,
             &format!("blob {digest} in {}", self.root.display()),
             progress,
+            false,
         )
     }
 
@@ -339,7 +354,8 @@ fn to_json(v: &Value) -> Vec<u8> {
 }
 
 /// Streams `reader` to `dest` through a temporary file beside it; renames only when it
-/// matches `digest` (and `size`), so `dest` never holds wrong bytes.
+/// matches `digest` (and `size`), so `dest` never holds wrong bytes; with `sync`, only once
+/// the bytes are on disk.
 pub(crate) fn copy_verified(
     mut reader: impl Read,
     dest: &Path,
@@ -347,6 +363,7 @@ pub(crate) fn copy_verified(
     size: Option<u64>,
     what: &str,
     progress: &Progress,
+    sync: bool,
 ) -> Result<()> {
     let mut tmp = temp_beside(dest)?;
     let mut verifier = Verifier::new(what, digest, size);
@@ -365,9 +382,11 @@ pub(crate) fn copy_verified(
     }
     verifier.finish()?;
     readable_by_all(tmp.as_file(), tmp.path())?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(Error::io("write", tmp.path()))?;
+    if sync {
+        tmp.as_file()
+            .sync_all()
+            .map_err(Error::io("write", tmp.path()))?;
+    }
     tmp.persist(dest)
         .map_err(|e| Error::io("write", dest)(e.error))?;
     Ok(())

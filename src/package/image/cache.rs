@@ -8,8 +8,9 @@ use crate::oci::layout::LayoutStore;
 
 /// Where images are kept between runs: an OCI layout folder used for its blobs.
 pub(crate) fn open_cache(dir: Option<&Path>) -> Result<LayoutStore> {
-    match dir {
-        Some(d) => LayoutStore::create(d),
-        None => LayoutStore::create(&crate::oci::cache_dir()),
-    }
+    let store = match dir {
+        Some(d) => LayoutStore::create(d)?,
+        None => LayoutStore::create(&crate::oci::cache_dir())?,
+    };
+    Ok(store.as_cache())
 }

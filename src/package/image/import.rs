@@ -107,6 +107,7 @@ impl TarIndex {
             Some(desc.size as u64),
             &format!("blob {digest} in {}", self.path.display()),
             &progress,
+            false, // the cache: checked when read
         )?;
         cache.checked(&digest);
         progress.finish();
