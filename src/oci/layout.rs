@@ -198,7 +198,7 @@ impl LayoutStore {
     /// This layout as a cache: blobs are not synced to disk as they are written, since
     /// every read checks them (blobs of a previous run included) and a lost one is fetched
     /// again.
-    pub(crate) fn as_cache(mut self) -> Self {
+    pub(crate) fn into_cache(mut self) -> Self {
         self.durable = false;
         self
     }

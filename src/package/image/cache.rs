@@ -12,5 +12,5 @@ pub(crate) fn open_cache(dir: Option<&Path>) -> Result<LayoutStore> {
         Some(d) => LayoutStore::create(d)?,
         None => LayoutStore::create(&crate::oci::cache_dir())?,
     };
-    Ok(store.as_cache())
+    Ok(store.into_cache())
 }
