@@ -211,8 +211,20 @@ impl GitRepo {
         Ok(Some(object.data.clone()))
     }
 
+    /// Refuses a shallow clone (actions/checkout's default): version numbers and the
+    /// mirror count and walk the whole first-parent history, which it does not have.
+    pub fn require_whole_history(&self) -> crate::Result<()> {
+        if self.repo.is_shallow().unwrap_or(false) {
+            return Err(crate::Error::Usage(
+                "this checkout is shallow (actions/checkout's default `fetch-depth: 1`) and margo-gitops needs the branch's whole history: set `fetch-depth: 0` on actions/checkout, or run `git fetch --unshallow`".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// How many commits the first-parent chain from `commit` holds (itself included).
     pub fn first_parent_count(&self, commit: &str) -> crate::Result<u64> {
+        self.require_whole_history()?;
         let oid = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| git_err(commit, e))?;
         let walk = self
             .repo
@@ -369,6 +381,7 @@ impl GitRepo {
 impl GitRepo {
     /// The first-parent chain from `tip`, newest first.
     pub fn first_parents(&self, tip: &str) -> crate::Result<Vec<String>> {
+        self.require_whole_history()?;
         let walk = self
             .repo
             .rev_walk([self.oid(tip)?])

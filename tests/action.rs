@@ -49,7 +49,7 @@ fn action_as_workflow(dir: &Path) -> PathBuf {
     let mut steps = action["runs"]["steps"].as_array().unwrap().clone();
     for s in &mut steps {
         // `github.action_path` exists only inside actions.
-        if let Some(env) = s["env"].as_object_mut() {
+        if let Some(env) = s.get_mut("env").and_then(|e| e.as_object_mut()) {
             for v in env.values_mut() {
                 if v == "${{ github.action_path }}" {
                     *v = "${{ github.workspace }}".into();
@@ -268,4 +268,94 @@ fn the_install_script_runs_only_a_binary_with_the_pinned_checksum() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no pinned SHA-256"));
     assert!(!bin.exists());
+}
+
+#[test]
+fn a_source_build_is_cached_by_version_runner_lockfile_and_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(dir.path().join("runner")).unwrap();
+    let checksums = dir.path().join("checksums.txt");
+    std::fs::write(&checksums, "version 0.1.0\n").unwrap(); // nothing pinned: a source build
+    let script = |step: &str, action_ref: &str, name: &str| {
+        let out_file = dir.path().join(format!("{name}.output"));
+        let path_file = dir.path().join(format!("{name}.path"));
+        let out = Command::new(root().join("scripts/action-install.sh"))
+            .arg(step)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin") // no cargo: a build would fail
+            .env("HOME", &home)
+            .env("ACTION_PATH", root())
+            .env("RUNNER_OS", "Linux")
+            .env("RUNNER_ARCH", "X64")
+            .env("RUNNER_TEMP", dir.path().join("runner"))
+            .env("GITHUB_OUTPUT", &out_file)
+            .env("GITHUB_PATH", &path_file)
+            .env("MARGO_GITOPS_INSTALL", "auto")
+            .env("MARGO_GITOPS_ACTION_REF", action_ref)
+            .env("MARGO_GITOPS_CHECKSUMS", &checksums)
+            .output()
+            .unwrap();
+        let outputs: std::collections::BTreeMap<String, String> =
+            std::fs::read_to_string(&out_file)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        (
+            out,
+            outputs,
+            std::fs::read_to_string(&path_file).unwrap_or_default(),
+        )
+    };
+    let (out, plan, _) = script("plan", "v1", "plan-1");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(plan["mode"], "source");
+    let key = &plan["cache-key"];
+    assert!(
+        key.starts_with("margo-gitops-0.1.0-Linux-X64-v1-lock-") && key.contains("-src-"),
+        "{key}"
+    );
+    let build = PathBuf::from(&plan["cache-path"]);
+    assert!(build.starts_with(&home), "outside RUNNER_TEMP: {build:?}");
+    assert_eq!(
+        &script("plan", "v1", "plan-2").1["cache-key"],
+        key,
+        "stable"
+    );
+    assert_ne!(
+        &script("plan", "v2", "plan-3").1["cache-key"],
+        key,
+        "per version"
+    );
+
+    // What actions/cache brings back under that key is used as it is: no build.
+    std::fs::create_dir_all(build.join("bin")).unwrap();
+    let bin = build.join("bin/margo-gitops");
+    std::fs::write(&bin, "#!/bin/sh\necho cached margo-gitops\n").unwrap();
+    run(Command::new("chmod").arg("755").arg(&bin));
+    std::fs::write(build.join("key"), format!("{key}\n")).unwrap();
+    let (out, _, github_path) = script("install", "v1", "restored");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("restored from the cache"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(github_path.trim(), build.join("bin").display().to_string());
+
+    // A build of other sources (another ref here) is not reused: it builds, and without
+    // cargo on the PATH that fails.
+    let (out, _, _) = script("install", "v2", "stale");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("building margo-gitops"));
 }

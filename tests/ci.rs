@@ -30,6 +30,15 @@ impl Drop for GitHubApiStandIn {
 
 impl GitHubApiStandIn {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// The stand-in as a fork's pull request sees it: its token reads, never writes.
+    fn read_only() -> Self {
+        Self::start_with(&["--read-only"])
+    }
+
+    fn start_with(flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("requests.log");
         let state = dir.path().join("comments.json");
@@ -40,7 +49,8 @@ impl GitHubApiStandIn {
                 .arg(script)
                 .arg(GITHUB_TOKEN)
                 .arg(&log)
-                .arg(&state),
+                .arg(&state)
+                .args(flags),
         );
         GitHubApiStandIn {
             url: format!("http://127.0.0.1:{port}"),
@@ -109,6 +119,59 @@ impl Job<'_> {
             std::fs::read_to_string(&summary).unwrap_or_default(),
         )
     }
+}
+
+/// `gitops_repo` and a pull request's commit on top that moves the site: (base, head).
+fn pull_request_repo(env: &Env, reg: &Registry) -> (String, String) {
+    gitops_repo(env, reg);
+    let base = head(env);
+    env.write(
+        "deployments/site-0001.yaml",
+        "siteId: site-0042\npollFrequency: 30s\n",
+    );
+    git_commit(env, "2024-02-01T00:00:00Z", "move to site 42");
+    (base, head(env))
+}
+
+/// The `pull_request` event of pull request `number` from `base` to `head`.
+fn pull_request(number: u64, base: &str, head: &str) -> serde_json::Value {
+    serde_json::json!({
+        "number": number,
+        "pull_request": {"number": number, "base": {"sha": base}, "head": {"sha": head}},
+        "repository": {"default_branch": "main"}
+    })
+}
+
+/// Commits a deployment document whose line 7 is wrong; returns the new head.
+fn commit_broken_document(env: &Env) -> String {
+    env.write(
+        "deploy/extra.yaml",
+        "apiVersion: application.margo.org/v1alpha1\nkind: ApplicationDeployment\nid: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10\nmetadata:\n  name: extra\n  annotations:\n    applicationId: PoC_App\nspec:\n  deploymentProfile:\n    type: compose\n    components:\n      - name: poc-app\n        properties:\n          repository: oci://ghcr.io/acme/poc-app\n          revision: 1.0.0\n",
+    );
+    git_commit(env, "2024-02-02T00:00:00Z", "add a broken deployment");
+    head(env)
+}
+
+/// Runs a pull-request job that must fail the check with the broken document's
+/// annotation; returns its output and summary.
+fn run_failing(
+    env: &Env,
+    name: &str,
+    event: &serde_json::Value,
+    sha: &str,
+    extra: &[(&str, String)],
+) -> (Output, String) {
+    let job = Job { env, name };
+    let (out, _, summary) = job.run("pull_request", event.clone(), sha, extra);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("::error file=deploy/extra.yaml,line=7::")),
+        "{stdout}"
+    );
+    (out, summary)
 }
 
 fn outputs(text: &str) -> std::collections::BTreeMap<String, String> {
@@ -280,22 +343,9 @@ fn a_pull_request_gets_one_comment_updated_in_place_and_annotations() {
     let reg = Registry::plain();
     let api = GitHubApiStandIn::start();
     let env = Env::new();
-    gitops_repo(&env, &reg);
-    let base = head(&env);
-    env.write(
-        "deployments/site-0001.yaml",
-        "siteId: site-0042\npollFrequency: 30s\n",
-    );
-    git_commit(&env, "2024-02-01T00:00:00Z", "move to site 42");
-    let good_head = head(&env);
+    let (base, good_head) = pull_request_repo(&env, &reg);
     let writes = reg.writes();
-    let pr = |head: &str| {
-        serde_json::json!({
-            "number": 7,
-            "pull_request": {"number": 7, "base": {"sha": base}, "head": {"sha": head}},
-            "repository": {"default_branch": "main"}
-        })
-    };
+    let pr = |head: &str| pull_request(7, &base, head);
     let api_env = [("GITHUB_API_URL", api.url.clone())];
     let job = Job {
         env: &env,
@@ -311,25 +361,8 @@ fn a_pull_request_gets_one_comment_updated_in_place_and_annotations() {
     assert!(summary.contains("site-0042"), "{summary}");
 
     // A second push to the pull request adds a broken deployment document.
-    env.write(
-        "deploy/extra.yaml",
-        "apiVersion: application.margo.org/v1alpha1\nkind: ApplicationDeployment\nid: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10\nmetadata:\n  name: extra\n  annotations:\n    applicationId: PoC_App\nspec:\n  deploymentProfile:\n    type: compose\n    components:\n      - name: poc-app\n        properties:\n          repository: oci://ghcr.io/acme/poc-app\n          revision: 1.0.0\n",
-    );
-    git_commit(&env, "2024-02-02T00:00:00Z", "add a broken deployment");
-    let bad_head = head(&env);
-    let job = Job {
-        env: &env,
-        name: "pr-2",
-    };
-    let (second, _, _) = job.run("pull_request", pr(&bad_head), &bad_head, &api_env);
-    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
-    let stdout = String::from_utf8_lossy(&second.stdout);
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("::error file=deploy/extra.yaml,line=7::")),
-        "{stdout}"
-    );
+    let bad_head = commit_broken_document(&env);
+    let (second, _) = run_failing(&env, "pr-2", &pr(&bad_head), &bad_head, &api_env);
     let comments = api.comments();
     assert_eq!(comments.len(), 1, "updated in place, never duplicated");
     assert!(comments[0]["body"]
@@ -361,4 +394,230 @@ fn a_pull_request_gets_one_comment_updated_in_place_and_annotations() {
     );
     assert!(!text(&refused).contains("ghs_wrong_token_xyz"));
     assert_no_secret(&[&text(&first), &text(&second), &summary, body]);
+}
+
+#[test]
+fn a_pull_request_from_a_fork_gets_its_review_in_the_summary_and_its_verdict_from_the_state() {
+    let reg = Registry::plain();
+    let api = GitHubApiStandIn::read_only();
+    let env = Env::new();
+    let (base, good) = pull_request_repo(&env, &reg);
+    let pr = |head: &str| pull_request(9, &base, head);
+    let api_env = [("GITHUB_API_URL", api.url.clone())];
+    let job = Job {
+        env: &env,
+        name: "fork-1",
+    };
+    // The token may read but not write: the check passes on the desired state alone.
+    let (out, _, summary) = job.run("pull_request", pr(&good), &good, &api_env);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let warning = stdout
+        .lines()
+        .find(|l| l.starts_with("::warning::"))
+        .unwrap_or_else(|| panic!("a warning says why there is no comment: {stdout}"));
+    assert!(
+        warning.contains("403") && warning.contains("Resource not accessible by integration"),
+        "{warning}"
+    );
+    assert!(api.comments().is_empty());
+    assert!(
+        api.requests()
+            .iter()
+            .any(|r| r == "POST /repos/margo-gitops/poc-app/issues/9/comments"),
+        "the comment was tried: {:?}",
+        api.requests()
+    );
+    assert!(
+        summary.contains("site-0042"),
+        "the review is in the summary: {summary}"
+    );
+    assert!(
+        summary.contains("Not posted on the pull request"),
+        "{summary}"
+    );
+
+    // A broken document still fails the check, with its annotation.
+    let bad = commit_broken_document(&env);
+    let (failed, failed_summary) = run_failing(&env, "fork-2", &pr(&bad), &bad, &api_env);
+    assert!(
+        String::from_utf8_lossy(&failed.stdout)
+            .lines()
+            .any(|l| l.starts_with("::warning::")),
+        "{}",
+        text(&failed)
+    );
+    assert!(
+        failed_summary.contains("deploy/extra.yaml"),
+        "{failed_summary}"
+    );
+
+    // No token at all: the same, and the warning says so.
+    let job = Job {
+        env: &env,
+        name: "fork-3",
+    };
+    let no_token = [
+        ("GITHUB_API_URL", api.url.clone()),
+        ("GITHUB_TOKEN", String::new()),
+    ];
+    let (tokenless, _, _) = job.run("pull_request", pr(&good), &good, &no_token);
+    assert!(tokenless.status.success(), "{}", text(&tokenless));
+    assert!(
+        String::from_utf8_lossy(&tokenless.stdout)
+            .lines()
+            .any(|l| l.starts_with("::warning::") && l.contains("no token")),
+        "{}",
+        text(&tokenless)
+    );
+    assert_no_secret(&[&text(&out), &text(&failed), &summary, &failed_summary]);
+}
+
+#[test]
+fn a_push_configured_by_the_actions_inputs_alone_publishes_a_version_per_commit() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    env.publish_poc(&reg, "");
+    // No .margo-gitops.yaml: the action's `app` and `values` inputs say it all.
+    env.write(
+        "sites/berlin.yaml",
+        "siteId: berlin-1\npollFrequency: 30s\n",
+    );
+    env.write(".gitignore", "dist/\n");
+    git_commit(&env, "2024-03-01T00:00:00Z", "the app and its site");
+    let before = head(&env);
+    for (i, site) in ["berlin-2", "berlin-3", "berlin-4"].iter().enumerate() {
+        env.write(
+            "sites/berlin.yaml",
+            &format!("siteId: {site}\npollFrequency: 30s\n"),
+        );
+        git_commit(&env, &format!("2024-03-0{}T00:00:00Z", i + 2), site);
+    }
+    let after = head(&env);
+    let inputs = [
+        ("MARGO_GITOPS_APP", "app".to_string()),
+        ("MARGO_GITOPS_VALUES", "sites/berlin.yaml\n".to_string()),
+        ("MARGO_GITOPS_PACKAGE_REPOSITORY", reg.repo("acme/poc-app")),
+        (
+            "MARGO_GITOPS_DESIRED_STATE_REPOSITORY",
+            reg.repo("acme/berlin-desired"),
+        ),
+        ("MARGO_GITOPS_PLAIN_HTTP", "true".to_string()),
+        ("MARGO_GITOPS_SIGN", "none".to_string()),
+    ];
+    let job = Job {
+        env: &env,
+        name: "inputs-push",
+    };
+    let event = serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": before,
+        "after": after,
+        "repository": {"default_branch": "main"}
+    });
+    let (out, output, summary) = job.run("push", event, &after, &inputs);
+    assert!(out.status.success(), "{}", text(&out));
+    let versions: Vec<String> = reg
+        .tags("acme/berlin-desired")
+        .into_iter()
+        .filter(|t| t.starts_with("2024"))
+        .collect();
+    assert_eq!(
+        versions,
+        ["20240302000000", "20240303000000", "20240304000000"],
+        "one version per pushed commit: {summary}"
+    );
+    assert_eq!(outputs(&output)["desired-tag"], "20240304000000");
+    let shown = env
+        .cli("desired-state show --plain-http")
+        .arg(reg.repo("acme/berlin-desired"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("berlin-4"),
+        "{}",
+        text(&shown)
+    );
+
+    // An app folder that no commit has: an error that says what was looked for.
+    let mut wrong = inputs.to_vec();
+    wrong[0].1 = "apps/missing".into();
+    let mut mirror = env.cmd();
+    mirror.arg("mirror");
+    for (k, v) in &wrong {
+        mirror.env(k, v);
+    }
+    let refused = mirror.output().unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("apps/missing/margo.yaml")
+            && text(&refused).contains("MARGO_GITOPS_APP"),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[test]
+fn a_shallow_checkout_stops_with_one_line_naming_fetch_depth() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    gitops_repo(&env, &reg);
+    let before = head(&env);
+    for i in 2..=3 {
+        env.write(
+            "deployments/site-0001.yaml",
+            &format!("siteId: site-000{i}\npollFrequency: 30s\n"),
+        );
+        git_commit(
+            &env,
+            &format!("2024-01-1{i}T00:00:00Z"),
+            &format!("site {i}"),
+        );
+    }
+    let after = head(&env);
+    // What actions/checkout does by default: one commit deep.
+    crate::util::sh(&format!(
+        "git clone -q --depth 1 file://{} {}",
+        env.work().display(),
+        env.path("shallow").display()
+    ));
+    let writes = reg.writes();
+    let event = serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": before,
+        "after": after,
+        "repository": {"default_branch": "main"}
+    });
+    let dir = env.path("job-shallow");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("event.json"), event.to_string()).unwrap();
+    let out = env
+        .cmd()
+        .current_dir(env.path("shallow"))
+        .arg("ci")
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "push")
+        .env("GITHUB_EVENT_PATH", dir.join("event.json"))
+        .env("GITHUB_SHA", &after)
+        .env("GITHUB_REF", "refs/heads/main")
+        .env("GITHUB_REPOSITORY", "margo-gitops/poc-app")
+        .env("MARGO_GITOPS_SIGN", "none")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].contains("fetch-depth: 0"), "{stderr}");
+    assert_eq!(reg.writes(), writes, "nothing pushed");
+
+    // `mirror` in the same checkout says the same.
+    let out = env
+        .cmd()
+        .current_dir(env.path("shallow"))
+        .arg("mirror")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("fetch-depth: 0"), "{}", text(&out));
 }

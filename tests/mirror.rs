@@ -98,6 +98,8 @@ fn mirror_backfills_once_then_publishes_only_what_is_new() {
     git_commit(&env, "2024-02-01T00:00:00Z", "new site");
     env.write("README.md", "more notes\n");
     git_commit(&env, "2024-02-02T00:00:00Z", "more notes");
+    let before = reg.requests().len();
+    let existing = version_tags(&reg);
     env.cli("mirror")
         .assert()
         .success()
@@ -107,10 +109,31 @@ fn mirror_backfills_once_then_publishes_only_what_is_new() {
         .stdout(predicates::str::contains(format!(
             "present    {changing} version(s)"
         )));
+    // The tag list says what exists: no existing version is asked about (the one before
+    // the new version is the one `desired` held).
+    let asked = &reg.requests()[before..];
+    assert!(asked.len() <= 20, "{} requests: {asked:?}", asked.len());
+    assert!(
+        !asked.iter().any(|(_, p)| existing
+            .iter()
+            .any(|t| p.ends_with(&format!("/manifests/{t}")))),
+        "{asked:?}"
+    );
     env.cli("desired-state log")
         .assert()
         .success()
         .stdout(predicates::str::starts_with("* 20240201000000"));
+
+    // A version replaced behind our back: trusted by default, found by --verify-existing.
+    let (first, second) = (&existing[0], &existing[1]);
+    reg.skopeo_copy(&format!("{REPO}:{second}"), &format!("{REPO}:{first}"));
+    env.cli("mirror").assert().success();
+    env.cli("mirror --verify-existing")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(format!(
+            "version {first} holds another desired state"
+        )));
 }
 
 #[test]

@@ -12,12 +12,31 @@ use crate::error::{Error, Result};
 use crate::oci::credentials::Secret;
 
 /// What [`GitHub::upsert_comment`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CommentOutcome {
     Created(u64),
     Updated(u64),
     Unchanged(u64),
+    /// The token may not write the comment (a pull request from a fork gets a read-only
+    /// token; the API answers 403 or 404), or there is no token: why.
+    NotAllowed(String),
+}
+
+/// A refusal that means "this token may not comment here", not "something is broken".
+fn not_allowed(e: &octocrab::Error) -> Option<String> {
+    match e {
+        octocrab::Error::GitHub { source, .. }
+            if matches!(source.status_code.as_u16(), 403 | 404) =>
+        {
+            Some(format!(
+                "the token may not comment on this pull request ({}: {})",
+                source.status_code.as_u16(),
+                source.message
+            ))
+        }
+        _ => None,
+    }
 }
 
 pub(crate) struct GitHub {
@@ -49,8 +68,8 @@ impl GitHub {
         })
     }
 
-    fn failed(&self, what: &str, e: octocrab::Error) -> Error {
-        let detail = match &e {
+    fn failed(&self, e: &octocrab::Error) -> Error {
+        let detail = match e {
             octocrab::Error::GitHub { source, .. } => {
                 format!("{} ({})", source.message, source.status_code)
             }
@@ -58,26 +77,38 @@ impl GitHub {
         };
         Error::service(
             format!("GitHub API {}", self.api_url),
-            format!("{what}: {detail}"),
+            format!("cannot write the pull-request comment: {detail}"),
         )
         .with_hint("does the job have `permissions: pull-requests: write`?")
     }
 
     /// Puts `body` (which must contain `marker`) on pull request `number`: updates the
     /// comment that carries the marker, or creates it when there is none.
+    /// A token that may not write (403/404) gives [`CommentOutcome::NotAllowed`]; any
+    /// other failure is an error.
     pub(crate) async fn upsert_comment(
         &self,
         number: u64,
         marker: &str,
         body: &str,
     ) -> Result<CommentOutcome> {
+        match self.upsert(number, marker, body).await {
+            Err(e) => match not_allowed(&e) {
+                Some(why) => Ok(CommentOutcome::NotAllowed(why)),
+                None => Err(self.failed(&e)),
+            },
+            Ok(outcome) => Ok(outcome),
+        }
+    }
+
+    async fn upsert(
+        &self,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> std::result::Result<CommentOutcome, octocrab::Error> {
         let issues = self.client.issues(&self.owner, &self.repo);
-        let mut page = issues
-            .list_comments(number)
-            .per_page(100)
-            .send()
-            .await
-            .map_err(|e| self.failed("cannot list the comments", e))?;
+        let mut page = issues.list_comments(number).per_page(100).send().await?;
         let existing = loop {
             if let Some(c) = page
                 .items
@@ -89,8 +120,7 @@ impl GitHub {
             match self
                 .client
                 .get_page::<octocrab::models::issues::Comment>(&page.next)
-                .await
-                .map_err(|e| self.failed("cannot list the comments", e))?
+                .await?
             {
                 Some(next) => page = next,
                 None => break None,
@@ -99,17 +129,11 @@ impl GitHub {
         match existing {
             Some((id, old)) if old == body => Ok(CommentOutcome::Unchanged(id.0)),
             Some((id, _)) => {
-                issues
-                    .update_comment(CommentId(id.0), body)
-                    .await
-                    .map_err(|e| self.failed("cannot update the comment", e))?;
+                issues.update_comment(CommentId(id.0), body).await?;
                 Ok(CommentOutcome::Updated(id.0))
             }
             None => {
-                let c = issues
-                    .create_comment(number, body)
-                    .await
-                    .map_err(|e| self.failed("cannot create the comment", e))?;
+                let c = issues.create_comment(number, body).await?;
                 Ok(CommentOutcome::Created(c.id.0))
             }
         }

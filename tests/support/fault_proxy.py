@@ -18,10 +18,13 @@ Rules for one-off or permanent faults (METHOD and a regular expression on the pa
   --truncate-once METHOD:REGEX          truncate the answer to the first one
 Each request is logged to LOG as `N METHOD PATH OUTCOME` (no query, no header).
 
+`--latency MS` holds every request that long before it is answered or forwarded: a
+registry across a network, for benchmarks (`benches/mirror.sh`).
+
 `GET /_proxy?upstream=PORT&seed=S&rate=R` (answered by the proxy itself) points it at
 another registry and starts a new schedule, so that one proxy address serves many runs.
 
-usage: fault_proxy.py UPSTREAM_PORT LOG [--seed S] [--rate R] [--kinds K,K] [rules]
+usage: fault_proxy.py UPSTREAM_PORT LOG [--seed S] [--rate R] [--kinds K,K] [--latency MS] [rules]
 prints `listening PORT`
 """
 
@@ -33,6 +36,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 parser = argparse.ArgumentParser()
@@ -44,6 +48,7 @@ parser.add_argument("--kinds", default="503,429,reset,truncate")
 parser.add_argument("--always", action="append", default=[])
 parser.add_argument("--once", action="append", default=[])
 parser.add_argument("--truncate-once", action="append", default=[])
+parser.add_argument("--latency", type=float, default=0.0)
 args = parser.parse_args()
 
 lock = threading.Lock()
@@ -167,6 +172,8 @@ class Handler(BaseHTTPRequestHandler):
         data = self.body()
         if path == "/_proxy":
             return self.control()
+        if args.latency:
+            time.sleep(args.latency / 1000)
         n, fault = decide(self.command, path)
         outcome = fault[0] if fault else "forwarded"
         if fault and fault[0] == "status":

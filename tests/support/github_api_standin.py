@@ -5,10 +5,12 @@ Serves the issue-comment endpoints a pull-request review comment needs, on 127.0
   POST  /repos/OWNER/REPO/issues/N/comments     create
   PATCH /repos/OWNER/REPO/issues/comments/ID    update (POST too, as GitHub accepts it)
 Requests without `Authorization: Bearer TOKEN` (or `token TOKEN`) get 401, as GitHub answers.
+With `--read-only`, writes get 403 "Resource not accessible by integration", as GitHub
+answers a pull request from a fork, whose GITHUB_TOKEN can read but not write.
 Every request is appended to LOG as `METHOD PATH` (never the token); the comments are kept
 in STATE (JSON) so that a test can read what a pull request shows.
 
-Usage: python3 github_api_standin.py TOKEN LOG STATE   (prints `listening PORT`)
+Usage: python3 github_api_standin.py TOKEN LOG STATE [--read-only]   (prints `listening PORT`)
 """
 
 import json
@@ -17,6 +19,7 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOKEN, LOG, STATE = sys.argv[1], sys.argv[2], sys.argv[3]
+READ_ONLY = "--read-only" in sys.argv[4:]
 comments = []
 next_id = [1000]
 
@@ -68,6 +71,9 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         if auth not in ("Bearer " + TOKEN, "token " + TOKEN):
             return self.reply(401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
+        if READ_ONLY and method != "GET":
+            return self.reply(403, {"message": "Resource not accessible by integration",
+                                    "documentation_url": "https://docs.github.com/rest"})
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}") if length else {}
         base = "http://%s" % self.headers.get("Host")

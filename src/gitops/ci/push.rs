@@ -89,6 +89,7 @@ pub(super) async fn on_push(
             default_branch: default_branch.to_string(),
         });
     }
+    repo.require_whole_history()?;
     let head = repo.resolve(&actions.sha)?;
     let head_info = repo.commit(&head)?;
     let before = actions.event["before"]
@@ -119,6 +120,7 @@ pub(super) async fn on_push(
             package_repository: Some(target.package_repo.clone()),
             skip_missing: true,
             allow_rewrite: false,
+            verify_existing: false,
             options: RenderOptions::default(),
             connect: target.connect.clone(),
             source_url: Some(format!("{}/{}", actions.server_url, actions.repository)),

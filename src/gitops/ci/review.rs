@@ -51,6 +51,7 @@ pub(super) async fn on_pull_request(
     opts: &CiOptions,
 ) -> Result<Review> {
     let repo = ws.repo("margo-gitops ci")?;
+    repo.require_whole_history()?;
     let pr = &actions.event["pull_request"];
     let number = pr["number"]
         .as_u64()
@@ -157,11 +158,14 @@ async fn render_for_review(
 }
 
 /// Puts `body` (which carries [`COMMENT_MARKER`]) on the pull request: the comment of an
-/// earlier run is updated in place.
+/// earlier run is updated in place. Without a token, or with one that may not write here
+/// (a pull request from a fork), nothing is written and the outcome says why.
 pub async fn post_comment(actions: &Actions, number: u64, body: &str) -> Result<CommentOutcome> {
-    let token = actions.token.as_ref().ok_or_else(|| {
-        Error::Usage("commenting on the pull request needs a token: the action's `token` input or GITHUB_TOKEN".into())
-    })?;
+    let Some(token) = actions.token.as_ref() else {
+        return Ok(CommentOutcome::NotAllowed(
+            "no token: set the action's `token` input or GITHUB_TOKEN".into(),
+        ));
+    };
     let gh = GitHub::new(&actions.api_url, token, &actions.repository)?;
     gh.upsert_comment(number, COMMENT_MARKER, body).await
 }

@@ -19,7 +19,7 @@ use crate::oci::retry::Attempt;
 use crate::progress::Progress;
 
 /// Blobs up to this size go up in one request (`POST …?digest=`) where the registry can.
-const ONE_REQUEST_MAX: u64 = 1 << 20;
+pub(super) const ONE_REQUEST_MAX: u64 = 1 << 20;
 
 impl RegistryStore {
     pub(crate) async fn has_blob(&self, digest: &Digest) -> Result<bool> {
@@ -35,16 +35,16 @@ impl RegistryStore {
                     .send(Method::HEAD, &url, HeaderMap::new(), Body::Empty)
                     .await?;
                 match r.status() {
-                    s if s.is_success() => Ok(true),
-                    StatusCode::NOT_FOUND => Ok(false),
+                    s if s.is_success() => Ok(Some(r.content_length())),
+                    StatusCode::NOT_FOUND => Ok(None),
                     s => Err(Attempt::fatal(self.failed(&what, s, r).await)),
                 }
             })
             .await?;
-        if found {
-            self.learn(digest);
+        if let Some(size) = found {
+            self.learn(digest, size);
         }
-        Ok(found)
+        Ok(found.is_some())
     }
 
     /// Uploads a blob without asking first (a small blob that is most likely new): one or
@@ -76,7 +76,7 @@ impl RegistryStore {
                 self.finish_upload(&location, digest, body).await
             })
             .await?;
-        self.learn(digest);
+        self.learn(digest, Some(size));
         Ok(())
     }
 
@@ -261,7 +261,7 @@ impl RegistryStore {
         // Only checked bytes get the blob's name.
         tmp.persist(dest)
             .map_err(|e| Error::io("write", dest)(e.error))?;
-        self.learn(digest);
+        self.learn(digest, Some(size));
         Ok(())
     }
 

@@ -155,12 +155,16 @@ impl RegistryStore {
             .contains(digest)
     }
 
-    fn learn(&self, digest: &Digest) {
+    /// Remembers that this repository holds `digest`: for this run, and, for a blob large
+    /// enough that a mount saves an upload, in the cache for later runs.
+    fn learn(&self, digest: &Digest, size: Option<u64>) {
         self.known
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(digest.clone());
-        locations().record(&self.client.registry, &self.repository, digest);
+        if size.is_some_and(|s| s > blobs::ONE_REQUEST_MAX) {
+            locations().record(&self.client.registry, &self.repository, digest);
+        }
     }
 
     fn manifest_headers() -> HeaderMap {

@@ -136,6 +136,11 @@ pub struct MirrorArgs {
     #[arg(long)]
     pub allow_rewrite: bool,
 
+    /// Render every version and check that the registry holds exactly that (one request
+    /// per existing version); by default the tag list says which versions exist.
+    #[arg(long)]
+    pub verify_existing: bool,
+
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

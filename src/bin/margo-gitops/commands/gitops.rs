@@ -25,6 +25,7 @@ pub async fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
         package_repository: a.package,
         skip_missing: a.skip_missing,
         allow_rewrite: a.allow_rewrite,
+        verify_existing: a.verify_existing,
         options: RenderOptions::default(),
         connect: ws.connect(&connect(&a.registry)?)?,
         source_url: git::discover(&ws.root).and_then(|g| g.source),
@@ -120,7 +121,10 @@ pub async fn ci(a: CiArgs) -> anyhow::Result<()> {
             let body = report::ci::review_comment(r);
             let outcome = review::post_comment(&actions, r.number, &body).await?;
             report::ci::review_log(r, &outcome);
-            (r.failure.clone(), report::ci::review_summary(&body))
+            (
+                r.failure.clone(),
+                report::ci::review_summary(&body, &outcome),
+            )
         }
     };
     if let Some(path) = &actions.summary {

@@ -11,13 +11,20 @@ use margo_gitops::gitops::ci::{short, Actions};
 use margo_gitops::gitops::github::CommentOutcome;
 use margo_gitops::margo::validate::Report;
 
+/// A workflow command's message, escaped as the Actions runner parses it.
+fn data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// `::warning::MESSAGE`.
+pub fn warning(message: &str) -> String {
+    format!("::warning::{}", data(message))
+}
+
 /// `::error file=F,line=L::MESSAGE`, escaped as the Actions runner expects.
 pub fn annotation(file: &str, line: usize, message: &str) -> String {
-    let data = |s: &str| {
-        s.replace('%', "%25")
-            .replace('\r', "%0D")
-            .replace('\n', "%0A")
-    };
     let prop = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
     if line > 0 {
         format!("::error file={},line={line}::{}", prop(file), data(message))
@@ -261,7 +268,16 @@ fn compared(
 
 /// The log line of a review and its annotations, one per problem.
 pub fn review_log(r: &Review, outcome: &CommentOutcome) {
-    println!("pull request #{}: review comment {outcome:?}", r.number);
+    match outcome {
+        CommentOutcome::NotAllowed(why) => println!(
+            "{}",
+            warning(&format!(
+                "pull request #{}: no review comment, {why}; the review is in this job's summary",
+                r.number
+            ))
+        ),
+        done => println!("pull request #{}: review comment {done:?}", r.number),
+    }
     for f in &r.findings {
         let path = if f.problem.path.is_empty() {
             String::new()
@@ -279,9 +295,14 @@ pub fn review_log(r: &Review, outcome: &CommentOutcome) {
     }
 }
 
-/// The step summary of a review: the comment, without its marker.
-pub fn review_summary(body: &str) -> String {
-    body.replace(COMMENT_MARKER, "")
+/// The step summary of a review: the comment, without its marker, and why it is not on
+/// the pull request when it could not be written there.
+pub fn review_summary(body: &str, outcome: &CommentOutcome) -> String {
+    let mut summary = body.replace(COMMENT_MARKER, "");
+    if let CommentOutcome::NotAllowed(why) = outcome {
+        let _ = write!(summary, "\n_Not posted on the pull request: {why}._\n");
+    }
+    summary
 }
 
 #[cfg(test)]
