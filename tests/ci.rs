@@ -133,6 +133,16 @@ fn pull_request_repo(env: &Env, reg: &Registry) -> (String, String) {
     (base, head(env))
 }
 
+/// The `push` event of a push to main from `before` to `after`.
+fn push_event(before: &str, after: &str) -> serde_json::Value {
+    serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": before,
+        "after": after,
+        "repository": {"default_branch": "main"}
+    })
+}
+
 /// The `pull_request` event of pull request `number` from `base` to `head`.
 fn pull_request(number: u64, base: &str, head: &str) -> serde_json::Value {
     serde_json::json!({
@@ -509,12 +519,7 @@ fn a_push_configured_by_the_actions_inputs_alone_publishes_a_version_per_commit(
         env: &env,
         name: "inputs-push",
     };
-    let event = serde_json::json!({
-        "ref": "refs/heads/main",
-        "before": before,
-        "after": after,
-        "repository": {"default_branch": "main"}
-    });
+    let event = push_event(&before, &after);
     let (out, output, summary) = job.run("push", event, &after, &inputs);
     assert!(out.status.success(), "{}", text(&out));
     let versions: Vec<String> = reg
@@ -537,6 +542,34 @@ fn a_push_configured_by_the_actions_inputs_alone_publishes_a_version_per_commit(
         String::from_utf8_lossy(&shown.stdout).contains("berlin-4"),
         "{}",
         text(&shown)
+    );
+
+    // Two more pushes; the job of the first is cancelled (a concurrency group replaced it):
+    // the second job publishes both, from what `desired` holds on.
+    env.write(
+        "sites/berlin.yaml",
+        "siteId: berlin-5\npollFrequency: 30s\n",
+    );
+    git_commit(&env, "2024-03-05T00:00:00Z", "berlin-5");
+    let cancelled = head(&env);
+    env.write(
+        "sites/berlin.yaml",
+        "siteId: berlin-6\npollFrequency: 30s\n",
+    );
+    git_commit(&env, "2024-03-06T00:00:00Z", "berlin-6");
+    let last = head(&env);
+    let job = Job {
+        env: &env,
+        name: "inputs-push-2",
+    };
+    let event = push_event(&cancelled, &last);
+    let (out, _, _) = job.run("push", event, &last, &inputs);
+    assert!(out.status.success(), "{}", text(&out));
+    let versions = reg.tags("acme/berlin-desired");
+    assert!(
+        versions.contains(&"20240305000000".to_string())
+            && versions.contains(&"20240306000000".to_string()),
+        "{versions:?}"
     );
 
     // An app folder that no commit has: an error that says what was looked for.
@@ -582,12 +615,7 @@ fn a_shallow_checkout_stops_with_one_line_naming_fetch_depth() {
         env.path("shallow").display()
     ));
     let writes = reg.writes();
-    let event = serde_json::json!({
-        "ref": "refs/heads/main",
-        "before": before,
-        "after": after,
-        "repository": {"default_branch": "main"}
-    });
+    let event = push_event(&before, &after);
     let dir = env.path("job-shallow");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("event.json"), event.to_string()).unwrap();

@@ -5,6 +5,7 @@
 mod util;
 
 mod action;
+mod build;
 mod ci;
 mod desired;
 mod errors;

@@ -1,7 +1,9 @@
 //! Where blobs were seen: for each registry, the repositories we pushed a blob to (or found
 //! it in), remembered between runs in the cache folder, so that publishing the same blob
 //! to another repository of that registry can mount it there instead of uploading it
-//! again. It is a hint: a mount the registry refuses falls back to an upload, and losing
+//! again. Only blobs worth a mount are recorded (the registry store decides: larger than a
+//! one-request upload), so that thousands of small desired-state blobs neither crowd out
+//! image layers nor rewrite the file on every upload. It is a hint: a mount the registry refuses falls back to an upload, and losing
 //! the file loses nothing but the shortcut.
 
 use std::collections::{BTreeMap, VecDeque};

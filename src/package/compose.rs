@@ -11,9 +11,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use compose_spec::service::build::{Context, Dockerfile};
 use compose_spec::service::volumes::{
     mount::Mount, ShortOptions, ShortVolume, Source as VolumeSource,
 };
+use compose_spec::service::Build;
 use compose_spec::{Resource, ShortOrLong};
 
 use crate::margo::yamltree::line_of;
@@ -49,8 +51,53 @@ pub(crate) struct ServiceInfo {
     pub name: String,
     /// The `image:` reference as written.
     pub image: Option<String>,
-    /// True when the service has a `build:` section.
-    pub built: bool,
+    /// The service's `build:` section, when it has one.
+    pub build: Option<BuildSpec>,
+}
+
+/// What `build:` says about building a service's image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BuildSpec {
+    /// The context: a folder relative to the app folder, or a URL.
+    pub context: String,
+    /// Another Dockerfile than the context's own, relative to the context.
+    pub dockerfile: Option<String>,
+    /// A Dockerfile written in the compose file itself (`dockerfile_inline`).
+    pub dockerfile_inline: Option<String>,
+    /// The stage to build.
+    pub target: Option<String>,
+    /// Build arguments, `NAME=VALUE` or `NAME`.
+    pub args: Vec<String>,
+}
+
+impl BuildSpec {
+    fn from_compose(build: &ShortOrLong<Context, Build>) -> BuildSpec {
+        match build {
+            ShortOrLong::Short(context) => BuildSpec {
+                context: context.to_string(),
+                dockerfile: None,
+                dockerfile_inline: None,
+                target: None,
+                args: Vec::new(),
+            },
+            ShortOrLong::Long(b) => BuildSpec {
+                context: b
+                    .context
+                    .as_ref()
+                    .map_or_else(|| ".".to_string(), ToString::to_string),
+                dockerfile: match &b.dockerfile {
+                    Some(Dockerfile::File(f)) => Some(f.display().to_string()),
+                    _ => None,
+                },
+                dockerfile_inline: match &b.dockerfile {
+                    Some(Dockerfile::Inline(text)) => Some(text.clone()),
+                    _ => None,
+                },
+                target: b.target.clone(),
+                args: b.args.clone().into_list().into_iter().collect(),
+            },
+        }
+    }
 }
 
 /// Finds the compose file in `dir`.
@@ -244,7 +291,7 @@ impl Loader<'_> {
         Ok(ServiceInfo {
             name: name.to_string(),
             image: service.image.as_ref().map(|i| i.as_str().to_string()),
-            built: service.build.is_some(),
+            build: service.build.as_ref().map(BuildSpec::from_compose),
         })
     }
 }

@@ -41,6 +41,8 @@ pub struct PrepareOptions {
     pub platform: Platform,
     /// `--image SERVICE=PATH`: local archives for services that are built.
     pub images: Vec<(String, PathBuf)>,
+    /// `--build`: build the services that are built and have no archive, with Docker.
+    pub build: bool,
     pub no_images: bool,
     pub version: Option<String>,
     pub app_id: Option<String>,
@@ -82,7 +84,13 @@ pub async fn prepare(opts: &PrepareOptions) -> Result<Prepared> {
     let (app_id, version) = identity(opts, &compose, margo.as_ref())?;
     let git = git::discover(&opts.app_dir);
     let mtime = git::source_date_epoch(git.as_ref())?;
-    let archives = local_archives(opts, &compose)?;
+    let built = tempfile::tempdir().map_err(Error::io("create", std::env::temp_dir()))?;
+    let archives = built_images(
+        opts,
+        &compose,
+        local_archives(opts, &compose)?,
+        built.path(),
+    )?;
     let cache = image::open_cache(opts.cache_dir.as_deref())?;
     let project = compose.name.clone().unwrap_or_else(|| app_id.clone());
     let (images, remotes) = resolve_images(opts, &compose, &archives, &cache, &project).await?;
@@ -243,6 +251,42 @@ fn local_archives(
     Ok(archives)
 }
 
+/// `archives` and, for every service with a `build:` section and no archive, the one
+/// `--build` builds into `dir`; without `--build` such a service stops prepare here,
+/// before anything is pulled (its `image:` names what a build would make, rarely an image
+/// a registry has).
+fn built_images(
+    opts: &PrepareOptions,
+    compose: &ComposeApp,
+    mut archives: BTreeMap<String, PathBuf>,
+    dir: &Path,
+) -> Result<BTreeMap<String, PathBuf>> {
+    for service in &compose.services {
+        let Some(spec) = &service.build else {
+            continue;
+        };
+        if archives.contains_key(&service.name) || opts.no_images {
+            continue;
+        }
+        if !opts.build {
+            let name = &service.name;
+            return Err(Error::invalid_file(
+                &compose.file,
+                compose.line_of(&format!("{name}:")),
+                format!("service `{name}` is built (`build:`) and no image archive was given for it"),
+            )
+            .with_hint(format!(
+                "pass --image {name}=ARCHIVE (for example written by `docker buildx build --output type=oci,dest={name}.tar`), or --build to build it with the Docker engine here"
+            )));
+        }
+        let archive = blocking(|| {
+            image::build::build(&service.name, spec, &opts.app_dir, &opts.platform, dir)
+        })?;
+        archives.insert(service.name.clone(), archive);
+    }
+    Ok(archives)
+}
+
 /// Every distinct image (by manifest digest) with the services that use it, and each
 /// service's pinned reference.
 struct Images {
@@ -329,7 +373,7 @@ async fn from_image_reference(
             format!(
                 "service `{}` has no `image:`{}",
                 service.name,
-                if service.built { " and is built" } else { "" }
+                if service.build.is_some() { " and is built" } else { "" }
             ),
         )
         .with_hint(format!(

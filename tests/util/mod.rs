@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod docker;
+
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "s3cr3t-Pa55word-never-printed";
 

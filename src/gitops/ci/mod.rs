@@ -83,6 +83,8 @@ impl Actions {
 pub struct CiOptions {
     pub sign: SignOptions,
     pub images: Vec<(String, PathBuf)>,
+    /// Build the services that are built and have no archive (`--build`).
+    pub build: bool,
     pub platform: Platform,
     pub cache_dir: Option<PathBuf>,
     pub connect: Connect,

@@ -101,8 +101,14 @@ pub(super) async fn on_push(
     let target = Targets::at(repo, &head, opts)?;
     let (package_digest, package) =
         ensure_package(ws, opts, &target, before.as_deref(), &head).await?;
-    // Desired state: a version per pushed commit.
-    let since = if backfill { None } else { before.clone() };
+    // Desired state: a version per pushed commit, and per commit of an earlier push whose
+    // job was cancelled or failed (everything after what `desired` holds).
+    let since = match backfill {
+        true => None,
+        false => published_up_to(repo, &target, &head)
+            .await?
+            .or(before.clone()),
+    };
     let (committed, mirrored) = if since.is_none() && !backfill {
         let req = RenderRequest {
             at: Some(head.clone()),
@@ -145,6 +151,26 @@ pub(super) async fn on_push(
         committed,
         mirrored,
     })))
+}
+
+/// The commit `desired` holds, when it is an ancestor of `head`: what is mirrored already
+/// (a concurrency group cancels pending jobs, whose commits the next push then covers).
+async fn published_up_to(
+    repo: &crate::git::GitRepo,
+    target: &Targets,
+    head: &str,
+) -> Result<Option<String>> {
+    let store = Store::open(
+        &Target::parse_repository(&target.desired_repo)?,
+        &target.connect,
+    )
+    .await?;
+    let Some(m) = store.manifest(versions::DESIRED_TAG).await? else {
+        return Ok(None);
+    };
+    Ok(versions::existing(&m)?
+        .revision
+        .filter(|r| repo.is_ancestor(r, head) == Some(true)))
 }
 
 /// Where the push publishes, as the head commit's config (and the action's inputs) say.
@@ -219,6 +245,7 @@ async fn publish_package(
         out_dir: out.path().to_path_buf(),
         platform: opts.platform.clone(),
         images: opts.images.clone(),
+        build: opts.build,
         no_images: false,
         version: None,
         app_id: None,

@@ -97,16 +97,7 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
         repository: req.to.to_string(),
         ..Default::default()
     };
-    if let Some(rev) = current.as_ref().and_then(|c| c.revision.clone()) {
-        if repo.is_ancestor(&rev, &tip) != Some(true) && !req.allow_rewrite {
-            return Err(Error::invalid(format!(
-                "history was rewritten: `desired` holds commit {}, which is not in the history of {}",
-                &rev[..rev.len().min(7)],
-                req.branch.as_deref().unwrap_or("HEAD")
-            ))
-            .with_hint("check the force push; --allow-rewrite mirrors the new history and moves `desired` to it"));
-        }
-    }
+    check_rewrite(repo, req, &tip, current.as_ref())?;
     let changes = &history.changes;
     let at_last = |c: &versions::Existing| {
         changes.last().map(|l| l.git.commit.as_str()) == c.revision.as_deref()
@@ -127,35 +118,10 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
         .collect();
     let (rendered, missing) = chain::render_all(repo, req, &to_render, &connect).await?;
     if !missing.is_empty() && !req.skip_missing {
-        let list: Vec<String> = missing
-            .iter()
-            .map(|m| format!("{} {} ({})", m.commit, m.subject, m.reason))
-            .collect();
-        return Err(Error::NotFound {
-            what: format!(
-                "the packages of {} commit(s): {}",
-                missing.len(),
-                list.join("; ")
-            ),
-            hint: Some("publish them, or pass --skip-missing to mirror the others".into()),
-        });
+        return Err(missing_packages(&missing));
     }
-    let skipped: BTreeSet<&str> = missing.iter().map(|m| m.commit.as_str()).collect();
-    result.skipped = missing.clone();
-    // The chain: every change, in order, rendered or trusted to the tag list; commits
-    // whose package is missing are left out.
-    let mut rendered = rendered.into_iter().peekable();
-    let mut links = Vec::new();
-    for change in changes {
-        match rendered.peek() {
-            Some(l) if std::ptr::eq(l.change, change) => links.extend(rendered.next()),
-            _ if skipped.contains(change.git.short_commit.as_str()) => {}
-            _ => links.push(Link {
-                change,
-                planned: None,
-            }),
-        }
-    }
+    let links = link(changes, rendered, &missing);
+    result.skipped = missing;
     let previous = match (&req.since, &current) {
         (Some(_), Some(cur)) => Some(cur.digest.clone()),
         _ => None,
@@ -170,24 +136,96 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
     let head = chain::publish_chain(&reg, req, &connect, &links, previous, &mut result).await?;
     if let Some(head) = head {
         result.desired = Some(head.tag.clone());
-        let at_head = current.as_ref().is_some_and(|c| match &head.digest {
-            Some(d) => *d == c.digest,
-            None => c.revision.as_deref() == Some(head.commit.as_str()),
-        });
-        if !at_head {
-            let manifest = match head.manifest {
-                Some(m) => m,
-                None => store
-                    .manifest(&head.tag)
-                    .await?
-                    .ok_or_else(|| Error::NotFound {
-                        what: format!("version {}", head.tag),
-                        hint: Some("it left the registry during this run: mirror again".into()),
-                    })?,
-            };
-            store.put_manifest_tagged(&manifest, DESIRED_TAG).await?;
-            result.desired_moved = true;
-        }
+        result.desired_moved = move_desired(&store, head, current.as_ref()).await?;
     }
     Ok(result)
+}
+
+/// Refuses a `desired` on a commit that left the branch, unless `--allow-rewrite`.
+fn check_rewrite(
+    repo: &GitRepo,
+    req: &MirrorRequest,
+    tip: &str,
+    current: Option<&versions::Existing>,
+) -> Result<()> {
+    let Some(rev) = current.and_then(|c| c.revision.as_deref()) else {
+        return Ok(());
+    };
+    if repo.is_ancestor(rev, tip) == Some(true) || req.allow_rewrite {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "history was rewritten: `desired` holds commit {}, which is not in the history of {}",
+        &rev[..rev.len().min(7)],
+        req.branch.as_deref().unwrap_or("HEAD")
+    ))
+    .with_hint(
+        "check the force push; --allow-rewrite mirrors the new history and moves `desired` to it",
+    ))
+}
+
+/// The error for commits whose package is not published.
+fn missing_packages(missing: &[Skipped]) -> Error {
+    let list: Vec<String> = missing
+        .iter()
+        .map(|m| format!("{} {} ({})", m.commit, m.subject, m.reason))
+        .collect();
+    Error::NotFound {
+        what: format!(
+            "the packages of {} commit(s): {}",
+            missing.len(),
+            list.join("; ")
+        ),
+        hint: Some("publish them, or pass --skip-missing to mirror the others".into()),
+    }
+}
+
+/// The chain: every change, in order, rendered or trusted to the tag list; the commits
+/// whose package is missing are left out.
+fn link<'a>(
+    changes: &'a [history::Change],
+    rendered: Vec<Link<'a>>,
+    missing: &[Skipped],
+) -> Vec<Link<'a>> {
+    let skipped: BTreeSet<&str> = missing.iter().map(|m| m.commit.as_str()).collect();
+    let mut rendered = rendered.into_iter().peekable();
+    let mut links = Vec::new();
+    for change in changes {
+        match rendered.peek() {
+            Some(l) if std::ptr::eq(l.change, change) => links.extend(rendered.next()),
+            _ if skipped.contains(change.git.short_commit.as_str()) => {}
+            _ => links.push(Link {
+                change,
+                planned: None,
+            }),
+        }
+    }
+    links
+}
+
+/// Points `desired` at the chain's head unless it is there; true when it moved.
+async fn move_desired(
+    store: &Store,
+    head: chain::Head,
+    current: Option<&versions::Existing>,
+) -> Result<bool> {
+    let at_head = current.is_some_and(|c| match &head.digest {
+        Some(d) => *d == c.digest,
+        None => c.revision.as_deref() == Some(head.commit.as_str()),
+    });
+    if at_head {
+        return Ok(false);
+    }
+    let manifest = match head.manifest {
+        Some(m) => m,
+        None => store
+            .manifest(&head.tag)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("version {}", head.tag),
+                hint: Some("it left the registry during this run: mirror again".into()),
+            })?,
+    };
+    store.put_manifest_tagged(&manifest, DESIRED_TAG).await?;
+    Ok(true)
 }

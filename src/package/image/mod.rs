@@ -13,8 +13,10 @@
 //! file pins. Layers are copied as they are, never recompressed.
 //!
 //! [`platform`] matches platforms, [`pull`] resolves images in registries, [`import`] reads
-//! local archives, [`cache`] keeps their blobs, [`write`] writes the archive.
+//! local archives, [`build`] makes them with Docker (`--build`), [`cache`] keeps their
+//! blobs, [`write`] writes the archive.
 
+pub mod build;
 pub mod cache;
 pub mod import;
 pub mod platform;

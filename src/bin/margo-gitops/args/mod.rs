@@ -53,6 +53,11 @@ pub struct CiArgs {
     #[arg(long = "image", value_name = "SERVICE=PATH", value_parser = parse_image_arg)]
     pub images: Vec<(String, PathBuf)>,
 
+    /// Build the services that have `build:` and no image archive with the Docker engine
+    /// of the runner (the action's `build` input).
+    #[arg(long, env = "MARGO_GITOPS_BUILD")]
+    pub build: bool,
+
     /// The platform to take out of multi-platform images.
     #[arg(long, default_value = "linux/amd64", env = "MARGO_GITOPS_PLATFORM",
           value_parser = parse_platform)]

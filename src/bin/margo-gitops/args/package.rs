@@ -136,6 +136,11 @@ pub struct PrepareArgs {
     #[arg(long = "image", value_name = "SERVICE=PATH", value_parser = parse_image_arg, help_heading = "Images")]
     pub images: Vec<(String, PathBuf)>,
 
+    /// Build the services that have `build:` and no --image with the Docker engine here
+    /// (`docker buildx build --output type=oci`, else `docker build` + `docker save`).
+    #[arg(long, env = "MARGO_GITOPS_BUILD", help_heading = "Images")]
+    pub build: bool,
+
     /// Leave images in their registries: the archive holds only compose.yaml and its files.
     #[arg(long, help_heading = "Images")]
     pub no_images: bool,

@@ -89,6 +89,7 @@ pub async fn ci(a: CiArgs) -> anyhow::Result<()> {
     let opts = CiOptions {
         sign,
         images,
+        build: a.build,
         platform: a.platform,
         cache_dir: a.cache_dir,
         connect: connect(&a.registry)?,

@@ -25,6 +25,7 @@ pub async fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
         app_dir: a.app_dir,
         out_dir: a.out_dir,
         images: a.images,
+        build: a.build,
         no_images: a.no_images,
         version: a.version,
         app_id: a.app_id,

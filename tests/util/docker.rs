@@ -1,0 +1,85 @@
+//! A Docker engine of the test's own (Debian's dockerd, installed by `scripts/test`):
+//! private data root, exec root and socket, the `vfs` storage driver, so it runs on these
+//! machines beside nothing else. One engine at a time: starting one waits for the last to
+//! stop. It is stopped (SIGTERM, then killed) when the test ends.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+pub struct DockerEngine {
+    /// `unix://…/docker.sock`, for DOCKER_HOST.
+    pub host: String,
+    child: Child,
+    _dir: TempDir,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl DockerEngine {
+    pub fn start() -> DockerEngine {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = tempfile::Builder::new().prefix("dk").tempdir().unwrap();
+        let host = format!("unix://{}/docker.sock", dir.path().display());
+        let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("dockerd.pid"))
+            .args(["-H", &host, "--storage-driver", "vfs"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start dockerd (scripts/test installs docker.io): {e}")
+            });
+        let engine = DockerEngine {
+            host,
+            child,
+            _dir: dir,
+            _turn: turn,
+        };
+        let start = Instant::now();
+        while !engine.docker(&["version"]).status.success() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "dockerd did not answer: {}",
+                std::fs::read_to_string(engine._dir.path().join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        engine
+    }
+
+    /// `docker ARGS` against this engine.
+    pub fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", &self.host)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for DockerEngine {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
