@@ -170,6 +170,8 @@ fn validate_reports_every_problem_with_file_line_and_path() {
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     for expected in [
         "bad.yaml:3: error: id: `not-a-uuid` is not a UUID",
+        "bad.yaml:3: warning: id: a top-level `id` is an older form: the specification puts the deployment's UUID in metadata.annotations.id",
+        "bad.yaml:5: error: metadata.namespace: `namespace` is required",
         "bad.yaml:5: error: metadata.name: `Site_1` must be lower-case",
         "bad.yaml:15: error: spec.deploymentProfile.components[0].properties.revision: `latest` is not a SemVer version",
         "bad.yaml:21: error: spec.parameters.siteId.targets[0].components[0]: `web` names no component",
@@ -182,7 +184,7 @@ fn validate_reports_every_problem_with_file_line_and_path() {
         .assert()
         .code(1);
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(v[0]["problems"].as_array().unwrap().len(), 4);
+    assert_eq!(v[0]["problems"].as_array().unwrap().len(), 6);
 }
 
 #[test]
@@ -251,6 +253,14 @@ fn commit_show_and_a_device_fetch_through_the_registry_api() {
     assert_eq!(dsm["manifestVersion"], 1);
     assert_eq!(dsm["deployments"][0]["digest"], m["layers"][0]["digest"]);
     assert_eq!(dsm["deployments"][0]["sizeBytes"], yaml.stdout.len());
+    // deploymentId is the document's metadata.annotations.id, byte for byte.
+    let doc: serde_json::Value = serde_norway::from_slice(&yaml.stdout).unwrap();
+    assert_eq!(
+        dsm["deployments"][0]["deploymentId"],
+        doc["metadata"]["annotations"]["id"]
+    );
+    assert_eq!(doc["metadata"]["namespace"], "margo");
+    assert!(doc.get("id").is_none(), "the normative place only");
     let fetched = run(Command::new("curl")
         .arg("-sf")
         .arg(dsm["deployments"][0]["url"].as_str().unwrap()));
@@ -404,4 +414,60 @@ fn diff_reads_like_a_review() {
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["deployments"][0]["status"], "changed");
     assert_eq!(v["deployments"][0]["changes"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn parameter_names_are_checked_where_values_are_read_and_values_stay_values() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    gitops_repo(&env, &reg);
+    env.write(
+        "hostile.yaml",
+        "siteId: ok\n\"site: Id\\n    value: pwned\\n  x\": 1\n",
+    );
+    env.cli("desired-state render --values hostile.yaml -o out.yaml")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("hostile.yaml:2: parameter name"))
+        .stderr(predicates::str::contains("starting with a letter or `_`"));
+    assert!(!env.work().join("out.yaml").exists());
+    env.write(
+        "hostile.yaml",
+        "siteId: \"{{ 7*7 }}\"\nnote: \"a: b\\nnamespace: evil\"\n",
+    );
+    env.cli("desired-state render --values hostile.yaml -o out.yaml")
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(env.work().join("out.yaml")).unwrap();
+    let doc: serde_json::Value = serde_norway::from_str(&text).unwrap();
+    assert_eq!(doc["metadata"]["namespace"], "margo", "{text}");
+    let params = &doc["spec"]["parameters"];
+    assert_eq!(params["siteId"]["value"], "{{ 7*7 }}");
+    assert_eq!(params["note"]["value"], "a: b\nnamespace: evil");
+    assert_eq!(params.as_object().unwrap().len(), 2, "{text}");
+    env.cli("desired-state validate out.yaml")
+        .assert()
+        .success();
+}
+
+#[test]
+fn the_examples_of_the_normative_page_validate_without_a_warning() {
+    let env = Env::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/margo-spec");
+    let out = env
+        .cmd()
+        .args(["desired-state", "validate", "--json"])
+        .arg(dir.join("cluster-enabled.yaml"))
+        .arg(dir.join("standalone-device.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for r in reports.as_array().unwrap() {
+        assert_eq!(r["problems"].as_array().unwrap().len(), 0, "{r}");
+    }
 }

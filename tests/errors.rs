@@ -33,9 +33,10 @@ fn a_service_with_neither_image_nor_archive() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains(
-            "service `web` has no `image:` and is built",
+            "app/compose.yaml:2: service `web` is built (`build:`) and no image archive was given",
         ))
-        .stderr(predicates::str::contains("--image web="));
+        .stderr(predicates::str::contains("--image web=ARCHIVE"))
+        .stderr(predicates::str::contains("--build"));
     env.cli("package prepare app --version 1.0.0 --image api=x.tar")
         .assert()
         .code(2)

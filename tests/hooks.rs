@@ -8,11 +8,12 @@ use crate::util::{run, Env};
 
 const GOOD: &str = "apiVersion: application.margo.org/v1alpha1
 kind: ApplicationDeployment
-id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10
 metadata:
-  name: site-0001
   annotations:
+    id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10
     applicationId: poc-app
+  name: site-0001
+  namespace: margo
 spec:
   deploymentProfile:
     type: compose
@@ -21,6 +22,7 @@ spec:
         properties:
           repository: oci://ghcr.io/acme/poc-app
           revision: 1.0.0
+  parameters: {}
 ";
 
 fn bin() -> PathBuf {
@@ -104,7 +106,7 @@ fn a_broken_document_is_refused_with_commit_file_line_and_reason_and_its_fix_pas
     assert!(!out.status.success());
     assert!(
         stderr.contains(&format!(
-            "{} deploy/site-0001.yaml:7: metadata.annotations.applicationId: `PoC_App` must match",
+            "{} deploy/site-0001.yaml:6: metadata.annotations.applicationId: `PoC_App` must match",
             short.trim()
         )),
         "{stderr}"
@@ -136,14 +138,14 @@ fn a_template_that_does_not_render_is_refused() {
     );
     env.write("margo.yaml", "metadata:\n  id: poc-app\n  version: 1.0.0\n");
     env.write("values.yaml", "siteId: s1\n");
-    env.write("site.yaml.j2", "apiVersion: application.margo.org/v1alpha1\nkind: ApplicationDeployment\nid: {{ deployment.id }}\nmetadata:\n  name: {{ deployment.name }}\n  annotations:\n    applicationId: {{ app.id }}\nspec:\n  deploymentProfile:\n    type: compose\n    components:\n      - name: {{ app.id }}\n        properties:\n          repository: {{ package.oci }}\n          revision: {{ package.tag }}\n  parameters:\n    siteId:\n      value: {{ values.siteId }}\n      targets:\n        - pointer: ENV.SITE_ID\n          components: [{{ values.component }}]\n");
+    env.write("site.yaml.j2", "apiVersion: application.margo.org/v1alpha1\nkind: ApplicationDeployment\nid: {{ deployment.id }}\nmetadata:\n  name: {{ deployment.name }}\n  namespace: {{ deployment.namespace }}\n  annotations:\n    applicationId: {{ app.id }}\nspec:\n  deploymentProfile:\n    type: compose\n    components:\n      - name: {{ app.id }}\n        properties:\n          repository: {{ package.oci }}\n          revision: {{ package.tag }}\n  parameters:\n    siteId:\n      value: {{ values.siteId }}\n      targets:\n        - pointer: ENV.SITE_ID\n          components: [{{ values.component }}]\n");
     git(&env, &work, &["add", "-A"]);
     git(&env, &work, &["commit", "-qm", "render the site"]);
     let out = git(&env, &work, &["push", "-q", "origin", "main"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("site.yaml.j2:21: undefined value"),
+        stderr.contains("site.yaml.j2:22: undefined value"),
         "{stderr}"
     );
     assert!(stderr.contains("values.component"), "{stderr}");
@@ -251,7 +253,7 @@ fn the_pre_commit_framework_runs_our_hooks() {
     let out = pre_commit(&env.work());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
-    assert!(stdout.contains("deploy/site.yaml:15: spec.deploymentProfile.components[0].properties.revision: `latest` is not a SemVer version"), "{stdout}");
+    assert!(stdout.contains("deploy/site.yaml:16: spec.deploymentProfile.components[0].properties.revision: `latest` is not a SemVer version"), "{stdout}");
     assert!(
         !stdout.contains("other.yaml"),
         "files that are not deployments are left alone: {stdout}"

@@ -27,6 +27,8 @@ pub struct Config {
     /// Talk plain HTTP to the registries.
     #[serde(default)]
     pub plain_http: bool,
+    /// The `metadata.namespace` of every deployment that names none (default `margo`).
+    pub namespace: Option<String>,
     /// The deployments to render; one named after the app when empty.
     #[serde(default)]
     pub deployments: Vec<Deployment>,

@@ -87,6 +87,26 @@ fn app_context(
 }
 
 /// Merges values files (each a YAML map: parameter name → value), later files winning.
+/// A parameter name as Margo and an environment variable can carry it:
+/// `^[A-Za-z_][A-Za-z0-9_.-]*$`.
+fn is_parameter_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// The line of top-level key `key` in a YAML mapping.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    let docs = crate::margo::yamltree::parse(text).ok()?;
+    let entries = docs.first()?.entries()?;
+    entries
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(k, _)| k.line)
+}
+
 fn load_values(
     source: &Source,
     files: &[PathBuf],
@@ -99,7 +119,17 @@ fn load_values(
             Error::invalid_file(&name, e.location().map(|l| l.line()), e.to_string())
         })?;
         match v {
-            serde_json::Value::Object(m) => merged.extend(m),
+            serde_json::Value::Object(m) => {
+                if let Some(bad) = m.keys().find(|k| !is_parameter_name(k)) {
+                    return Err(Error::invalid_file(
+                        &name,
+                        key_line(&text, bad),
+                        format!("parameter name {bad:?} is not one Margo and an environment variable can both carry"),
+                    )
+                    .with_hint("use letters, digits, `_`, `.` and `-`, starting with a letter or `_`"));
+                }
+                merged.extend(m)
+            }
             serde_json::Value::Null => {}
             _ => {
                 return Err(Error::invalid_file(
@@ -145,7 +175,11 @@ pub(crate) fn render(
             "deployment": {
                 "name": d.name,
                 "id": id,
-                "namespace": d.namespace.clone().unwrap_or_else(|| "default".into()),
+                "namespace": d
+                    .namespace
+                    .clone()
+                    .or_else(|| config.namespace.clone())
+                    .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
             },
             "package": package,
             "git": git_ctx,
@@ -157,12 +191,27 @@ pub(crate) fn render(
         }
         out.push(Rendered {
             name: d.name.clone(),
-            id,
+            id: document_id(&text).unwrap_or(id),
             text,
             template: name,
         });
     }
     Ok(out)
+}
+
+/// The namespace of a deployment that names none.
+pub(crate) const DEFAULT_NAMESPACE: &str = "margo";
+
+/// The deployment id the document itself carries (`metadata.annotations.id`, else the
+/// top-level `id` of older forms): what the Desired State Manifest must say, byte for byte.
+fn document_id(text: &str) -> Option<String> {
+    let doc: serde_norway::Value = serde_norway::from_str(text).ok()?;
+    let id = doc
+        .get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.get("id"))
+        .or_else(|| doc.get("id"))?;
+    id.as_str().map(str::to_string)
 }
 
 /// The deployments to render: the config's, or the one the command line (or the
@@ -214,6 +263,17 @@ fn template(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameter_names_are_what_margo_and_the_environment_carry() {
+        for good in ["siteId", "SITE_ID", "_x", "idp.url", "poll-frequency", "a1"] {
+            assert!(is_parameter_name(good), "{good}");
+        }
+        for bad in ["", "1st", "-a", "a b", "a:b", "site: Id\n  x", "ä", "a/b"] {
+            assert!(!is_parameter_name(bad), "{bad:?}");
+        }
+        assert_eq!(key_line("a: 1\n\"b c\": 2\n", "b c"), Some(2));
+    }
 
     #[test]
     fn ids_are_uuids_and_stable() {

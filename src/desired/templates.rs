@@ -1,5 +1,5 @@
 //! The template engine: minijinja, strict about undefined values, with our filters
-//! (`yaml`, `env_name`) and function (`fail`), and engine errors turned into
+//! (`yaml`, `scalar`, `env_name`) and function (`fail`), and engine errors turned into
 //! [`Error::Invalid`] with the template's file, line and offending expression.
 
 use minijinja::{Environment, UndefinedBehavior, Value};
@@ -20,6 +20,25 @@ pub(crate) const BUILTIN: [(&str, &str, &str); 2] = [
         include_str!("../../templates/poc-compose.yaml.j2"),
     ),
 ];
+
+/// A string as a YAML plain scalar when it reads back as that same string (`siteId`,
+/// `ENV.SITE_ID`, a UUID), else quoted (JSON is YAML): safe as a key or a value, whatever
+/// the string holds, and readable where it is harmless.
+fn scalar(s: String) -> String {
+    let simple = !s.is_empty()
+        && !s.starts_with(['-', '.'])
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let reads_back = matches!(
+        serde_norway::from_str::<serde_norway::Value>(&s),
+        Ok(serde_norway::Value::String(ref t)) if *t == s
+    );
+    if simple && reads_back {
+        s
+    } else {
+        serde_json::to_string(&s).expect("a string is JSON")
+    }
+}
 
 /// The template engine, strict, with our filters.
 pub(crate) struct Templates {
@@ -65,6 +84,7 @@ impl Templates {
             },
         );
         // `siteId` → `SITE_ID`: the environment variable a compose parameter targets.
+        env.add_filter("scalar", scalar);
         env.add_filter("env_name", |s: String| -> String {
             let mut out = String::new();
             let mut prev_lower = false;
@@ -170,16 +190,52 @@ mod tests {
     }
 
     #[test]
+    fn hostile_names_and_values_cannot_change_the_margo_documents_structure() {
+        let hostile = "site: Id\n    value: pwned\n  x";
+        let (_, _, source) = BUILTIN[0];
+        let mut t = Templates::new();
+        t.add("margo", source.to_string()).unwrap();
+        let context = serde_json::json!({
+            "app": {"id": "poc-app"},
+            "deployment": {"id": "6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10", "name": "a: b", "namespace": "x\ny: z"},
+            "package": {"oci": "oci://r/p", "tag": "1.0.0"},
+            "values": {hostile: 1, "siteId": "{{ 7*7 }}", "note": "a: b\nnamespace: evil"},
+        });
+        let text = t
+            .render("margo", &Value::from(minijinja::value::Serde(context)))
+            .unwrap();
+        let doc: serde_json::Value = serde_norway::from_str(&text).unwrap();
+        let keys = |v: &serde_json::Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(
+            keys(&doc),
+            ["apiVersion", "kind", "metadata", "spec"],
+            "{text}"
+        );
+        assert_eq!(keys(&doc["metadata"]), ["annotations", "name", "namespace"]);
+        assert_eq!(doc["metadata"]["name"], "a: b");
+        assert_eq!(doc["metadata"]["namespace"], "x\ny: z");
+        let params = &doc["spec"]["parameters"];
+        assert_eq!(keys(params), ["note", hostile, "siteId"], "{text}");
+        assert_eq!(params["siteId"]["value"], "{{ 7*7 }}");
+        assert_eq!(params["note"]["value"], "a: b\nnamespace: evil");
+        assert_eq!(params["note"]["targets"][0]["pointer"], "ENV.NOTE");
+    }
+
+    #[test]
     fn filters() {
         let mut t = Templates::new();
         t.add(
             "f",
-            "{{ 'a: b' | yaml }} {{ 'adminPrincipalName' | env_name }}".into(),
+            "{{ 'a: b' | yaml }} {{ 'adminPrincipalName' | env_name }} {{ 'siteId' | scalar }} {{ 'true' | scalar }} {{ '1.0' | scalar }} {{ 'a b' | scalar }}".into(),
         )
         .unwrap();
         assert_eq!(
             t.render("f", &Value::UNDEFINED).unwrap(),
-            "\"a: b\" ADMIN_PRINCIPAL_NAME"
+            "\"a: b\" ADMIN_PRINCIPAL_NAME siteId \"true\" \"1.0\" \"a b\""
         );
     }
 }

@@ -1,10 +1,17 @@
-//! The rules of a Margo `ApplicationDeployment` document, both generations.
+//! The rules of a Margo `ApplicationDeployment` document, as the specification's normative
+//! desired-state page ("ApplicationDeployment YAML Definition") sets them.
 //!
-//! Current model: top-level `id` (a UUID), profile types `compose` and `helm`, compose
-//! components by `repository` (`oci://…`) and `revision` (SemVer). The 2024 draft the seed
-//! PoC used: `metadata.annotations.id`, types `docker-compose` and `helm.v3` (accepted with
-//! a warning), compose components by `packageLocation` and `keyLocation` URLs. Unknown
-//! fields are problems too, because a misspelt field is silently ignored by a device.
+//! Required: `apiVersion`, `kind`, `metadata.name`, `metadata.namespace`,
+//! `metadata.annotations.id` (the deployment's UUID, which the State Manifest's
+//! `deploymentId` repeats) and `.applicationId`, `spec.deploymentProfile` (type and
+//! components) and `spec.parameters` (a map, empty when there are none). Profile types
+//! `compose`, `helm.v3` and `helm`, and `docker-compose` (an old spelling, with a warning).
+//! Compose components by `repository` (`oci://…`) and `revision` (SemVer), or by the
+//! `packageLocation` and `keyLocation` URLs the page's standalone example uses; component
+//! properties are strings (`wait: "true"`) or scalars. A top-level `id` (an older form) is
+//! accepted with a warning naming the normative place; both places disagreeing is an
+//! error. Unknown fields are problems too, because a misspelt field is silently ignored by
+//! a device.
 
 use crate::margo::app::{is_semver, valid_app_id};
 use crate::margo::validate::{is_component_name, join, Checker, API_VERSION, KIND};
@@ -31,31 +38,59 @@ impl Checker<'_> {
                 }
             }
         }
-        let old_id = doc
-            .get("metadata")
-            .and_then(|m| m.get("annotations"))
-            .and_then(|a| a.get("id"));
-        match (doc.get("id"), old_id) {
-            (Some(id), _) => self.uuid(id, "id"),
-            (None, Some(id)) => {
-                self.uuid(id, "metadata.annotations.id");
-                self.warn(
-                    id,
-                    "metadata.annotations.id",
-                    "the id sits at the top level (`id:`) in the current Margo model",
-                );
-            }
-            (None, None) => self.error(
-                doc,
-                "id",
-                "`id` is required (a UUID; older drafts put it in metadata.annotations.id)",
-            ),
-        }
         if let Some(meta) = self.required(doc, "", "metadata") {
             self.metadata(meta);
         }
+        self.deployment_id(doc);
         if let Some(spec) = self.required(doc, "", "spec") {
             self.spec(spec);
+        }
+    }
+
+    /// `metadata.annotations.id`, or the top-level `id` of an older form.
+    fn deployment_id(&mut self, doc: &Node) {
+        const PLACE: &str = "metadata.annotations.id";
+        let annotated = doc
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(|a| a.get("id"));
+        match (doc.get("id"), annotated) {
+            (None, Some(id)) => self.uuid(id, PLACE),
+            (Some(top), None) => {
+                self.uuid(top, "id");
+                self.warn(
+                    top,
+                    "id",
+                    format!("a top-level `id` is an older form: the specification puts the deployment's UUID in {PLACE}"),
+                );
+            }
+            (Some(top), Some(id)) => {
+                self.uuid(id, PLACE);
+                if top.as_str() != id.as_str() {
+                    self.error(
+                        top,
+                        "id",
+                        format!("the top-level `id` differs from {PLACE}: keep only {PLACE}"),
+                    );
+                } else {
+                    self.warn(
+                        top,
+                        "id",
+                        format!("the top-level `id` repeats {PLACE}: drop it"),
+                    );
+                }
+            }
+            (None, None) => {
+                let at = doc
+                    .get("metadata")
+                    .and_then(|m| m.get("annotations"))
+                    .unwrap_or(doc);
+                self.error(
+                    at,
+                    PLACE,
+                    format!("`{PLACE}` is required: the deployment's UUID"),
+                );
+            }
         }
     }
 
@@ -78,7 +113,7 @@ impl Checker<'_> {
                 }
             }
         }
-        if let Some(ns) = meta.get("namespace") {
+        if let Some(ns) = self.required(meta, "metadata", "namespace") {
             self.string(ns, "metadata.namespace");
         }
         let Some(ann) = self.required(meta, "metadata", "annotations") else {
@@ -108,7 +143,7 @@ impl Checker<'_> {
         if let Some(profile) = self.required(spec, "spec", "deploymentProfile") {
             names = self.profile(profile);
         }
-        if let Some(params) = spec.get("parameters") {
+        if let Some(params) = self.required(spec, "spec", "parameters") {
             self.parameters(params, &names);
         }
     }
@@ -166,19 +201,16 @@ impl Checker<'_> {
         match s {
             "compose" => "compose",
             "helm" => "helm",
+            "helm.v3" => "helm",
             "docker-compose" => {
                 self.warn(t, path, "`docker-compose` is the old spelling of `compose`");
                 "compose"
-            }
-            "helm.v3" => {
-                self.warn(t, path, "`helm.v3` is the old spelling of `helm`");
-                "helm"
             }
             other => {
                 self.error(
                     t,
                     path,
-                    format!("`{other}` is not a profile type (compose, helm)"),
+                    format!("`{other}` is not a profile type (compose, helm.v3, helm)"),
                 );
                 ""
             }
@@ -276,8 +308,9 @@ impl Checker<'_> {
             }
         }
         if let Some(w) = props.get("wait") {
-            if w.as_bool().is_none() {
-                self.error(w, &join(path, "wait"), "expected true or false");
+            let flag = w.as_bool().is_some() || matches!(w.as_str(), Some("true" | "false"));
+            if !flag {
+                self.error(w, &join(path, "wait"), "expected \"true\" or \"false\"");
             }
         }
         if let Some(t) = props.get("timeout") {
@@ -358,14 +391,15 @@ mod tests {
     use crate::margo::validate::validate_text;
     use std::path::Path;
 
+    /// The normative form, as the shipped `margo` template writes it.
     const GOOD: &str = "apiVersion: application.margo.org/v1alpha1
 kind: ApplicationDeployment
-id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10
 metadata:
+  annotations:
+    id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10
+    applicationId: poc-app
   name: poc-app-site-0001
   namespace: margo
-  annotations:
-    applicationId: poc-app
 spec:
   deploymentProfile:
     type: compose
@@ -382,16 +416,32 @@ spec:
           components: [poc-app]
 ";
 
-    fn problems(text: &str) -> Vec<(usize, String, String)> {
+    /// (line, path, message, warning) of every problem.
+    fn all(text: &str) -> Vec<(usize, String, String, bool)> {
         validate_text(Path::new("d.yaml"), text)
-            .errors()
-            .map(|p| (p.line, p.path.clone(), p.message.clone()))
+            .problems
+            .iter()
+            .map(|p| (p.line, p.path.clone(), p.message.clone(), p.warning))
             .collect()
     }
 
+    fn problems(text: &str) -> Vec<(usize, String, String)> {
+        all(text)
+            .into_iter()
+            .filter(|p| !p.3)
+            .map(|(l, p, m, _)| (l, p, m))
+            .collect()
+    }
+
+    fn has(found: &[(usize, String, String)], line: usize, message: &str) -> bool {
+        found
+            .iter()
+            .any(|(l, _, m)| *l == line && m.contains(message))
+    }
+
     #[test]
-    fn a_good_document_passes() {
-        assert_eq!(problems(GOOD), vec![]);
+    fn a_good_document_passes_without_a_warning() {
+        assert_eq!(all(GOOD), vec![]);
     }
 
     #[test]
@@ -400,13 +450,13 @@ spec:
             (
                 "id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10",
                 "id: 42",
-                3,
+                5,
                 "is not a UUID",
             ),
             (
                 "applicationId: poc-app",
                 "applicationId: PoC_App",
-                8,
+                6,
                 "must match",
             ),
             (
@@ -437,17 +487,14 @@ spec:
             (
                 "  namespace: margo\n",
                 "  namespace: margo\n  owner: me\n",
-                7,
+                9,
                 "unknown field `owner`",
             ),
         ];
         for (from, to, line, message) in cases {
-            let text = GOOD.replacen(from, to, 1);
-            let found = problems(&text);
+            let found = problems(&GOOD.replacen(from, to, 1));
             assert!(
-                found
-                    .iter()
-                    .any(|(l, _, m)| l == line && m.contains(message)),
+                has(&found, *line, message),
                 "{to}: expected `{message}` at line {line}, got {found:?}"
             );
         }
@@ -457,20 +504,100 @@ spec:
     }
 
     #[test]
-    fn the_poc_generation_passes_with_warnings() {
-        let poc = GOOD
-            .replace("id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10\n", "")
-            .replace("    applicationId: poc-app\n", "    applicationId: poc-app\n    id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10\n")
-            .replace("type: compose", "type: docker-compose")
-            .replace(
-                "repository: oci://ghcr.io/acme/poc-app\n          revision: 1.0.0",
-                "packageLocation: https://ghcr.io/v2/acme/poc-app/blobs/sha256:00\n          keyLocation: https://ghcr.io/v2/acme/key/blobs/sha256:01",
+    fn every_required_field_is_an_error_at_its_parent_when_missing() {
+        // (the line removed, the line of the error, the field named)
+        let cases: &[(&str, usize, &str)] = &[
+            (
+                "apiVersion: application.margo.org/v1alpha1\n",
+                1,
+                "apiVersion",
+            ),
+            ("kind: ApplicationDeployment\n", 1, "kind"),
+            (
+                "    id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10\n",
+                5,
+                "metadata.annotations.id",
+            ),
+            ("    applicationId: poc-app\n", 5, "applicationId"),
+            ("  name: poc-app-site-0001\n", 4, "name"),
+            ("  namespace: margo\n", 4, "namespace"),
+            ("    type: compose\n", 11, "type"),
+        ];
+        for (line, at, field) in cases {
+            let found = problems(&GOOD.replacen(line, "", 1));
+            assert!(
+                has(&found, *at, field),
+                "without {line:?}: expected `{field}` at line {at}, got {found:?}"
             );
+        }
+        let no_parameters = GOOD[..GOOD.find("  parameters:").unwrap()].to_string();
+        assert!(has(&problems(&no_parameters), 10, "parameters"));
+        let no_profile = GOOD.replacen("  deploymentProfile:", "  deploymentProfil:", 1);
+        assert!(has(&problems(&no_profile), 10, "deploymentProfile"));
+        let empty = no_parameters + "  parameters: {}\n";
+        assert_eq!(all(&empty), vec![], "an empty parameters map is fine");
+    }
+
+    #[test]
+    fn the_top_level_id_is_an_older_form_and_must_agree() {
+        let id = "    id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10\n";
+        let top = GOOD.replacen(id, "", 1).replacen(
+            "kind: ApplicationDeployment\n",
+            "kind: ApplicationDeployment\nid: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10\n",
+            1,
+        );
+        let found = all(&top);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].3 && found[0].2.contains("metadata.annotations.id"),
+            "{found:?}"
+        );
+        let both = GOOD.replacen(
+            "kind: ApplicationDeployment\n",
+            "kind: ApplicationDeployment\nid: 0b9d7c1e-1111-4a8e-9a55-0e6a1f3c2b10\n",
+            1,
+        );
+        assert!(has(
+            &problems(&both),
+            3,
+            "differs from metadata.annotations.id"
+        ));
+    }
+
+    #[test]
+    fn every_profile_type_of_the_specification_is_accepted() {
+        for (t, warnings) in [
+            ("compose", 0),
+            ("docker-compose", 1),
+            ("helm.v3", 0),
+            ("helm", 0),
+        ] {
+            let text = GOOD.replacen("type: compose", &format!("type: {t}"), 1);
+            let found = all(&text);
+            assert!(found.iter().all(|p| p.3), "{t}: {found:?}");
+            assert_eq!(found.len(), warnings, "{t}: {found:?}");
+        }
+        let helm = GOOD.replacen("type: compose", "type: helm.v3", 1).replacen(
+            "revision: 1.0.0",
+            "revision: 1.0.0\n          wait: \"true\"\n          timeout: 8m30s",
+            1,
+        );
+        assert_eq!(all(&helm), vec![]);
+        let wrong = helm.replacen("\"true\"", "sometimes", 1);
+        assert!(has(&problems(&wrong), 17, "expected \"true\" or \"false\""));
+    }
+
+    #[test]
+    fn the_poc_form_passes_with_one_warning() {
+        let poc = GOOD.replace("type: compose", "type: docker-compose").replace(
+            "repository: oci://ghcr.io/acme/poc-app\n          revision: 1.0.0",
+            "packageLocation: https://ghcr.io/v2/acme/poc-app/blobs/sha256:00\n          keyLocation: https://ghcr.io/v2/acme/key/blobs/sha256:01",
+        );
         let report = validate_text(Path::new("poc.yaml"), &poc);
         assert_eq!(report.errors().count(), 0, "{report}");
         assert_eq!(
             report.problems.iter().filter(|p| p.warning).count(),
-            2,
+            1,
             "{report}"
         );
     }

@@ -2,15 +2,10 @@
 //! and the [`Checker`] that the rules of each document kind use ([`crate::margo::deployment`]
 //! for `ApplicationDeployment`).
 //!
-//! Rules of the ApplicationDeployment, both generations:
-//!
-//! Current model: top-level `id` (a UUID), profile types `compose` and `helm`, compose
-//! components by `repository` (`oci://…`) and `revision` (SemVer). The 2024 draft the seed
-//! PoC used: `metadata.annotations.id`, types `docker-compose` and `helm.v3` (accepted with
-//! a warning), compose components by `packageLocation` and `keyLocation` URLs. Every
-//! problem carries its line and YAML path; unknown fields are problems too, because a
-//! misspelt field is silently ignored by a device. This module checks documents; it does
-//! not render or publish them.
+//! The rules of the ApplicationDeployment follow the specification's normative
+//! desired-state page (see [`crate::margo::deployment`]). Every problem carries its line and
+//! YAML path; unknown fields are problems too, because a misspelt field is silently ignored
+//! by a device. This module checks documents; it does not render or publish them.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

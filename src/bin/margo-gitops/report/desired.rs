@@ -102,6 +102,9 @@ pub fn shown(s: &versions::Shown, json: bool) -> std::io::Result<()> {
             for (title, text) in &s.documents {
                 writeln!(out, "--- {title}")?;
                 write!(out, "{text}")?;
+                if !text.ends_with('\n') {
+                    writeln!(out)?; // a document written without its last newline
+                }
             }
         }
     }
