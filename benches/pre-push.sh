@@ -18,11 +18,12 @@ for i in $(seq 1 200); do
   cat > "deploy/site-$d.yaml" <<YAML
 apiVersion: application.margo.org/v1alpha1
 kind: ApplicationDeployment
-id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b1$d
 metadata:
-  name: site-$d
   annotations:
+    id: 6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b1$d
     applicationId: poc-app
+  name: site-$d
+  namespace: margo
 spec:
   deploymentProfile:
     type: compose
@@ -31,6 +32,7 @@ spec:
         properties:
           repository: oci://ghcr.io/acme/poc-app
           revision: 1.0.$i
+  parameters: {}
 YAML
   git add -A && GIT_COMMITTER_DATE="@$((1700000000 + i))" GIT_AUTHOR_DATE="@$((1700000000 + i))" git commit -qm "change $i"
 done

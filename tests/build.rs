@@ -24,10 +24,7 @@ fn built_app(env: &Env) {
         "app/compose.yaml",
         "name: built\nservices:\n  web:\n    build:\n      context: .\n      args:\n        GREETING: hello\n    image: built-web:1.0.0\n",
     );
-    env.write(
-        "app/margo.yaml",
-        "apiVersion: margo.org/v1-alpha1\nkind: ApplicationDescription\nmetadata:\n  id: built\n  name: Built\n  version: 1.0.0\n",
-    );
+    env.write("app/margo.yaml", &crate::util::margo_yaml("built", "1.0.0"));
 }
 
 #[test]

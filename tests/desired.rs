@@ -451,7 +451,7 @@ fn parameter_names_are_checked_where_values_are_read_and_values_stay_values() {
 }
 
 #[test]
-fn the_examples_of_the_normative_page_validate_without_a_warning() {
+fn the_examples_of_the_specification_validate_without_a_warning() {
     let env = Env::new();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/margo-spec");
     let out = env
@@ -459,6 +459,8 @@ fn the_examples_of_the_normative_page_validate_without_a_warning() {
         .args(["desired-state", "validate", "--json"])
         .arg(dir.join("cluster-enabled.yaml"))
         .arg(dir.join("standalone-device.yaml"))
+        .arg(dir.join("app-description-simple.yaml"))
+        .arg(dir.join("app-description-helm-and-compose.yaml"))
         .output()
         .unwrap();
     assert!(

@@ -26,6 +26,27 @@ fn no_compose_file() {
 }
 
 #[test]
+fn an_invalid_margo_yaml_is_refused_with_its_line_before_anything_is_written() {
+    let env = Env::new();
+    env.write(
+        "app/compose.yaml",
+        "services:\n  web:\n    image: busybox:1\n",
+    );
+    let margo = crate::util::margo_yaml("web-app", "1.0.0").replace(
+        "kind: ApplicationDescription",
+        "kind: ApplicationDescriptio",
+    );
+    env.write("app/margo.yaml", &margo);
+    env.cli("package prepare app")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "app/margo.yaml:2: error: kind: `ApplicationDescriptio` is not ApplicationDescription",
+        ));
+    no_package_written(&env);
+}
+
+#[test]
 fn a_service_with_neither_image_nor_archive() {
     let env = Env::new();
     env.write("app/compose.yaml", "services:\n  web:\n    build: .\n");

@@ -210,7 +210,7 @@ fn a_refusal_midway_leaves_no_tag_anywhere() {
     );
     env.write(
         "app/margo.yaml",
-        "metadata:\n  id: redis-only\n  version: 2.0.0\n",
+        &crate::util::margo_yaml("redis-only", "2.0.0"),
     );
     env.cli("package prepare app --plain-http")
         .assert()

@@ -47,15 +47,20 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// True when `text` holds at least one ApplicationDeployment document.
-pub(crate) fn is_deployment(text: &str) -> bool {
+/// True when `text` holds at least one Margo document: an ApplicationDeployment, or an
+/// ApplicationDescription (an app's `margo.yaml`).
+pub(crate) fn is_margo_document(text: &str) -> bool {
+    let kinds = [validate::KIND, validate::DESCRIPTION_KIND];
     crate::margo::yamltree::parse(text)
         .map(|docs| {
-            docs.iter()
-                .any(|d| d.get("kind").and_then(|k| k.as_str()) == Some(validate::KIND))
+            docs.iter().any(|d| {
+                d.get("kind")
+                    .and_then(|k| k.as_str())
+                    .is_some_and(|k| kinds.contains(&k))
+            })
         })
         // A file that does not even parse but names the kind is one a user meant as such.
-        .unwrap_or_else(|_| text.contains(validate::KIND))
+        .unwrap_or_else(|_| kinds.iter().any(|k| text.contains(k)))
 }
 
 /// Renders the configured desired state from `source` and validates it.
@@ -214,7 +219,7 @@ pub async fn pre_push(
                 continue;
             };
             let text = String::from_utf8_lossy(&bytes);
-            if !is_deployment(&text) {
+            if !is_margo_document(&text) {
                 continue;
             }
             let report = validate::validate_text(&path, &text);
@@ -248,7 +253,7 @@ pub async fn pre_commit(
         let Ok(text) = std::fs::read_to_string(f) else {
             continue;
         };
-        if !is_deployment(&text) {
+        if !is_margo_document(&text) {
             continue;
         }
         for p in validate::validate_text(f, &text)
@@ -356,9 +361,14 @@ mod tests {
 
     #[test]
     fn deployments_are_found_by_content() {
-        assert!(is_deployment("a: 1\n---\nkind: ApplicationDeployment\n"));
-        assert!(!is_deployment("kind: Deployment\n"));
-        assert!(is_deployment("kind: ApplicationDeployment\nbroken: [\n"));
+        assert!(is_margo_document(
+            "a: 1\n---\nkind: ApplicationDeployment\n"
+        ));
+        assert!(!is_margo_document("kind: Deployment\n"));
+        assert!(is_margo_document(
+            "kind: ApplicationDeployment\nbroken: [\n"
+        ));
+        assert!(is_margo_document("kind: ApplicationDescription\n"));
     }
 
     #[test]

@@ -42,6 +42,17 @@ pub(crate) fn load(app_dir: &Path) -> Result<Option<AppDescription>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+    let report = crate::margo::validate::validate_description(&path, &text, app_dir);
+    let errors = report.errors().count();
+    if errors > 0 {
+        return Err(Error::invalid(format!(
+            "{} is not a valid ApplicationDescription ({errors} problem{}):\n{}",
+            path.display(),
+            if errors == 1 { "" } else { "s" },
+            report.to_string().trim_end()
+        ))
+        .with_hint("see the Margo specification's application-description page"));
+    }
     let doc: Value = serde_norway::from_str(&text).map_err(|e| {
         Error::invalid_file(
             &path,

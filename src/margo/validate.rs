@@ -1,6 +1,7 @@
 //! Validation of Margo documents on the line-aware YAML tree: the [`Report`] of a file,
 //! and the [`Checker`] that the rules of each document kind use ([`crate::margo::deployment`]
-//! for `ApplicationDeployment`).
+//! for `ApplicationDeployment`, [`crate::margo::description`] for `ApplicationDescription`,
+//! told apart by `kind`).
 //!
 //! The rules of the ApplicationDeployment follow the specification's normative
 //! desired-state page (see [`crate::margo::deployment`]). Every problem carries its line and
@@ -14,6 +15,8 @@ use crate::margo::yamltree::{self, Kind, Node};
 
 pub(crate) const API_VERSION: &str = "application.margo.org/v1alpha1";
 pub(crate) const KIND: &str = "ApplicationDeployment";
+pub(crate) const DESCRIPTION_API_VERSION: &str = "margo.org/v1-alpha1";
+pub(crate) const DESCRIPTION_KIND: &str = "ApplicationDescription";
 
 /// One thing wrong (or, for a warning, old-fashioned) in a document.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -68,6 +71,15 @@ impl fmt::Display for Report {
 
 /// Validates a file's text; `file` only names it in the report.
 pub(crate) fn validate_text(file: &Path, text: &str) -> Report {
+    validate_with(file, text, None)
+}
+
+/// Validates an app's `margo.yaml`, whose resource files must be in `app_dir`.
+pub(crate) fn validate_description(file: &Path, text: &str, app_dir: &Path) -> Report {
+    validate_with(file, text, Some(app_dir))
+}
+
+fn validate_with(file: &Path, text: &str, app_dir: Option<&Path>) -> Report {
     let mut problems = Vec::new();
     match yamltree::parse(text) {
         Err(e) => problems.push(Problem {
@@ -84,10 +96,18 @@ pub(crate) fn validate_text(file: &Path, text: &str) -> Report {
         }),
         Ok(docs) => {
             for doc in &docs {
-                Checker {
+                let mut checker = Checker {
                     problems: &mut problems,
+                };
+                // By kind; a misspelt kind by shape (only a description has profiles).
+                let kind = doc.get("kind").and_then(|k| k.as_str());
+                let described = kind == Some(DESCRIPTION_KIND)
+                    || (kind != Some(KIND) && doc.get("deploymentProfiles").is_some());
+                if described || app_dir.is_some() {
+                    checker.description(doc, app_dir);
+                } else {
+                    checker.deployment(doc);
                 }
-                .deployment(doc);
             }
         }
     }

@@ -508,7 +508,7 @@ impl Env {
         self.write("app/Dockerfile", "FROM python:3-alpine\n");
         self.write(
             "app/margo.yaml",
-            "apiVersion: margo.org/v1-alpha1\nkind: ApplicationDescription\nmetadata:\n  id: poc-app\n  name: PoC App\n  description: A hit counter backed by Redis\n  version: 1.2.0\n  catalog:\n    application:\n      icon: ./resources/icon.svg\n      descriptionFile: ./resources/description.md\n    author:\n      - name: Acme Edge Team\n",
+            "apiVersion: margo.org/v1-alpha1\nkind: ApplicationDescription\nmetadata:\n  id: poc-app\n  name: PoC App\n  description: A hit counter backed by Redis\n  version: 1.2.0\n  catalog:\n    application:\n      icon: ./resources/icon.svg\n      descriptionFile: ./resources/description.md\n    author:\n      - name: Acme Edge Team\n    organization:\n      - name: Acme\ndeploymentProfiles:\n  - type: compose\n    id: poc-app-compose\n    components:\n      - name: poc-app\n        properties:\n          packageLocation: oci://ghcr.io/acme/poc-app\n",
         );
         self.write(
             "app/resources/icon.svg",
@@ -541,6 +541,14 @@ impl Env {
             .assert()
             .success();
     }
+}
+
+/// A minimal valid `margo.yaml` (ApplicationDescription) of app `id` at `version`: one
+/// organization, one compose profile with one component named after the app.
+pub fn margo_yaml(id: &str, version: &str) -> String {
+    format!(
+        "apiVersion: margo.org/v1-alpha1\nkind: ApplicationDescription\nmetadata:\n  id: {id}\n  name: {id}\n  version: {version}\n  catalog:\n    organization:\n      - name: Acme\ndeploymentProfiles:\n  - type: compose\n    id: {id}-compose\n    components:\n      - name: {id}\n        properties:\n          packageLocation: oci://ghcr.io/acme/{id}\n"
+    )
 }
 
 /// Extracts a .tar.gz into a new folder and returns it.
