@@ -649,3 +649,63 @@ fn a_shallow_checkout_stops_with_one_line_naming_fetch_depth() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("fetch-depth: 0"), "{}", text(&out));
 }
+
+#[test]
+fn a_pull_request_that_changes_the_app_but_not_its_published_version_fails_first() {
+    let reg = Registry::plain();
+    let api = GitHubApiStandIn::start();
+    let env = Env::new();
+    gitops_repo(&env, &reg); // publishes acme/poc-app:1.2.0
+    let base = head(&env);
+    let compose = std::fs::read_to_string(env.work().join("app/compose.yaml")).unwrap();
+    env.write(
+        "app/compose.yaml",
+        &compose.replace("\"5000:5000\"", "\"8080:5000\""),
+    );
+    git_commit(&env, "2024-02-01T00:00:00Z", "move the port");
+    let changed = head(&env);
+    let api_env = [("GITHUB_API_URL", api.url.clone())];
+    let job = Job {
+        env: &env,
+        name: "no-bump",
+    };
+    let (out, _, summary) = job.run(
+        "pull_request",
+        pull_request(11, &base, &changed),
+        &changed,
+        &api_env,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let margo = std::fs::read_to_string(env.work().join("app/margo.yaml")).unwrap();
+    let line = margo.lines().position(|l| l.contains("version:")).unwrap() + 1;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l
+            .starts_with(&format!("::error file=app/margo.yaml,line={line}::"))
+            && l.contains("bump metadata.version")),
+        "{stdout}"
+    );
+    let comment = api.comments()[0]["body"].as_str().unwrap().to_string();
+    let first = comment.lines().nth(3).unwrap_or_default();
+    assert!(first.starts_with("**Bump the app version**"), "{comment}");
+    assert!(summary.contains("which is published as"), "{summary}");
+
+    // With the version bumped, the same change passes.
+    env.write(
+        "app/margo.yaml",
+        &margo.replace("version: 1.2.0", "version: 1.3.0"),
+    );
+    git_commit(&env, "2024-02-02T00:00:00Z", "bump");
+    let bumped = head(&env);
+    let job = Job {
+        env: &env,
+        name: "bumped",
+    };
+    let (ok, _, _) = job.run(
+        "pull_request",
+        pull_request(11, &base, &bumped),
+        &bumped,
+        &api_env,
+    );
+    assert!(ok.status.success(), "{}", text(&ok));
+}

@@ -103,7 +103,7 @@ pub enum Job {
         default_branch: String,
     },
     Push(Box<push::Pushed>),
-    Review(review::Review),
+    Review(Box<review::Review>),
 }
 
 pub async fn run(actions: &Actions, ws: &Workspace, opts: &CiOptions) -> Result<Job> {
@@ -116,7 +116,7 @@ pub async fn run(actions: &Actions, ws: &Workspace, opts: &CiOptions) -> Result<
         }
         "pull_request" | "pull_request_target" => review::on_pull_request(actions, ws, opts)
             .await
-            .map(Job::Review),
+            .map(|r| Job::Review(Box::new(r))),
         other => Err(Error::Usage(format!(
             "event `{other}` is not handled: run on push, pull_request or workflow_dispatch"
         ))),

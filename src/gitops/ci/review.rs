@@ -11,8 +11,9 @@ use crate::desired::render::{self, RenderOptions, Rendered};
 use crate::error::{Error, Result};
 use crate::gitops::github::{CommentOutcome, GitHub};
 use crate::gitops::hook::{self, Finding, Update};
-use crate::margo::validate::Report;
-use crate::oci::store::Connect;
+use crate::margo::validate::{Problem, Report};
+use crate::oci::reference::Target;
+use crate::oci::store::{Connect, Store};
 
 /// The hidden marker that finds our pull-request comment again.
 pub const COMMENT_MARKER: &str = "<!-- margo-gitops:desired-state-diff -->";
@@ -22,6 +23,9 @@ pub struct Review {
     pub number: u64,
     pub base: String,
     pub head: String,
+    /// The app changed while its version, already published, did not: the push after the
+    /// merge would be refused, so the pull request learns it now.
+    pub version_bump: Option<Finding>,
     /// Problems in the pull request's commits (deployment documents, the rendering).
     pub findings: Vec<Finding>,
     pub comparison: Comparison,
@@ -66,7 +70,11 @@ pub(super) async fn on_pull_request(
     };
     let findings = hook::pre_push(repo, "origin", &[update], false, &connect).await?;
     let comparison = compare(ws, opts, &connect, &base, &head).await?;
+    let version_bump = stale_version(ws, opts, &connect, &base, &head).await?;
     let failure = match &comparison {
+        _ if version_bump.is_some() => {
+            Some("the app changed and its published version did not: bump metadata.version".into())
+        }
         Comparison::HeadFails(e) => Some(format!(
             "the desired state at the head does not render: {e}"
         )),
@@ -84,6 +92,7 @@ pub(super) async fn on_pull_request(
         number,
         base,
         head,
+        version_bump,
         findings,
         comparison,
         failure,
@@ -109,6 +118,62 @@ async fn compare(
         (_, Err(e)) => Comparison::HeadFails(e.to_string()),
         (Err(e), Ok(_)) => Comparison::BaseFails(e.to_string()),
     })
+}
+
+/// The app folder changed between `base` and `head`, its `margo.yaml` names the same version
+/// at both, and that version is published: versions are immutable, so the push after the
+/// merge would be refused. A finding at the `version:` line of the head's `margo.yaml`.
+async fn stale_version(
+    ws: &Workspace,
+    opts: &CiOptions,
+    connect: &Connect,
+    base: &str,
+    head: &str,
+) -> Result<Option<Finding>> {
+    let repo = ws.repo("margo-gitops ci")?;
+    let source = ws.source(Some(head))?;
+    let mut config = Config::load(&source)?;
+    let app = std::path::PathBuf::from(config.app.clone().unwrap_or_else(|| ".".into()));
+    if repo.entry_id(base, &app)? == repo.entry_id(head, &app)? {
+        return Ok(None);
+    }
+    let file = app.join(crate::margo::app::FILE_NAME);
+    let version_at = |rev: &str| -> Result<Option<(String, String)>> {
+        let Some(bytes) = repo.read(rev, &file)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap_or_default();
+        let version = doc["metadata"]["version"].as_str().map(str::to_string);
+        Ok(version.map(|v| (v, text)))
+    };
+    let (Some((old, _)), Some((new, text))) = (version_at(base)?, version_at(head)?) else {
+        return Ok(None);
+    };
+    if old != new {
+        return Ok(None);
+    }
+    let (package_repo, _) = repositories(opts, &config, &source)?;
+    config.package_repository = Some(package_repo);
+    let reference = pipeline::package_ref(&source, &config, None)?;
+    let target = Target::parse(&reference)?;
+    let store = Store::open(&target.repo, connect).await?;
+    let tag = target.tag.clone().unwrap_or_default();
+    if store.resolve(&tag).await?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Finding {
+        commit: head.to_string(),
+        file: file.display().to_string(),
+        problem: Problem {
+            line: crate::margo::yamltree::line_of(&text, "version:").unwrap_or(1),
+            path: "metadata.version".into(),
+            message: format!(
+                "the app changed but its version is still {new}, which is published as {reference}: versions are immutable, so the push after merging would be refused; bump metadata.version"
+            ),
+            warning: false,
+        },
+    }))
 }
 
 /// Renders at `rev`; a package not published yet renders with placeholder digests.

@@ -178,6 +178,13 @@ pub fn review_comment(r: &Review) -> String {
         short(&r.base),
         short(&r.head)
     );
+    if let Some(f) = &r.version_bump {
+        let _ = writeln!(
+            body,
+            "**Bump the app version** (`{}:{}`): {}\n",
+            f.file, f.problem.line, f.problem.message
+        );
+    }
     match &r.comparison {
         Comparison::Compared {
             diff,
@@ -278,7 +285,7 @@ pub fn review_log(r: &Review, outcome: &CommentOutcome) {
         ),
         done => println!("pull request #{}: review comment {done:?}", r.number),
     }
-    for f in &r.findings {
+    for f in r.version_bump.iter().chain(&r.findings) {
         let path = if f.problem.path.is_empty() {
             String::new()
         } else {
