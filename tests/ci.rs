@@ -688,6 +688,10 @@ fn a_pull_request_that_changes_the_app_but_not_its_published_version_fails_first
     let comment = api.comments()[0]["body"].as_str().unwrap().to_string();
     let first = comment.lines().nth(3).unwrap_or_default();
     assert!(first.starts_with("**Bump the app version**"), "{comment}");
+    assert!(
+        comment.contains("### On the devices") && comment.contains("    + port: 8080:5000"),
+        "what changes on the devices: {comment}"
+    );
     assert!(summary.contains("which is published as"), "{summary}");
 
     // With the version bumped, the same change passes.

@@ -5,6 +5,7 @@
 mod util;
 
 mod action;
+mod app_diff;
 mod build;
 mod ci;
 mod desired;

@@ -7,11 +7,13 @@
 //! - [`descriptor`]: what `prepare` writes beside the archive and `publish` reads;
 //! - [`prepare`]: `package prepare`;
 //! - [`plan`]: what publishing writes, in order, from the descriptor alone;
-//! - [`publish`]: `package publish`, the plan executed; [`show`]: `package show`.
+//! - [`publish`]: `package publish`, the plan executed; [`show`]: `package show`;
+//! - [`diff`]: `package diff`, what changes on a device between two versions of the app.
 
 pub mod archive;
 pub mod compose;
 pub mod descriptor;
+pub mod diff;
 pub mod gzip;
 pub mod image;
 pub mod plan;

@@ -26,6 +26,8 @@ pub struct Review {
     /// The app changed while its version, already published, did not: the push after the
     /// merge would be refused, so the pull request learns it now.
     pub version_bump: Option<Finding>,
+    /// What changes on the devices, when the app folder changed.
+    pub app_diff: Option<crate::package::diff::AppDiff>,
     /// Problems in the pull request's commits (deployment documents, the rendering).
     pub findings: Vec<Finding>,
     pub comparison: Comparison,
@@ -71,6 +73,7 @@ pub(super) async fn on_pull_request(
     let findings = hook::pre_push(repo, "origin", &[update], false, &connect).await?;
     let comparison = compare(ws, opts, &connect, &base, &head).await?;
     let version_bump = stale_version(ws, opts, &connect, &base, &head).await?;
+    let app_diff = app_changes(ws, &base, &head)?;
     let failure = match &comparison {
         _ if version_bump.is_some() => {
             Some("the app changed and its published version did not: bump metadata.version".into())
@@ -93,6 +96,7 @@ pub(super) async fn on_pull_request(
         base,
         head,
         version_bump,
+        app_diff,
         findings,
         comparison,
         failure,
@@ -118,6 +122,30 @@ async fn compare(
         (_, Err(e)) => Comparison::HeadFails(e.to_string()),
         (Err(e), Ok(_)) => Comparison::BaseFails(e.to_string()),
     })
+}
+
+/// What changes on the devices between `base` and `head`, when the app folder changed.
+fn app_changes(
+    ws: &Workspace,
+    base: &str,
+    head: &str,
+) -> Result<Option<crate::package::diff::AppDiff>> {
+    let repo = ws.repo("margo-gitops ci")?;
+    let (old, new) = (ws.source(Some(base))?, ws.source(Some(head))?);
+    let app_of = |source| -> Result<std::path::PathBuf> {
+        Ok(Config::load(source)?
+            .app
+            .unwrap_or_else(|| ".".into())
+            .into())
+    };
+    let (old_app, new_app) = (app_of(&old)?, app_of(&new)?);
+    if repo.entry_id(base, &old_app)? == repo.entry_id(head, &new_app)? {
+        return Ok(None);
+    }
+    use crate::package::diff::{diff, read_app};
+    let a = read_app(&old, &old_app, short(base))?;
+    let b = read_app(&new, &new_app, short(head))?;
+    Ok(Some(diff(&a, &b)))
 }
 
 /// The app folder changed between `base` and `head`, its `margo.yaml` names the same version

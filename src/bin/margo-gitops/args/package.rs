@@ -17,6 +17,9 @@ pub enum Package {
     Publish(PublishArgs),
     /// Show what a reference holds: manifest, layers, annotations, tags, signatures.
     Show(ShowArgs),
+    /// What changes on a device between two versions of the app: `git:REV` or an app folder
+    /// on each side (services, images, ports, environment, files, version, resources).
+    Diff(PackageDiffArgs),
     /// Sign a published package (its signature is added beside it; the package is untouched).
     Sign(SignArgs),
     /// Verify that a published package carries a valid signature (keyless identity or key).
@@ -228,6 +231,18 @@ pub struct ShowArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PackageDiffArgs {
+    /// The old side: `git:REV` (the app folder at that commit) or an app folder.
+    pub old: String,
+    /// The new side, the same way.
+    pub new: String,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -16,7 +16,9 @@ use margo_gitops::signing::{keys, signer};
 use margo_gitops::Error;
 
 use super::{connect, sign_options};
-use crate::args::{FormatArg, PrepareArgs, PublishArgs, ShowArgs, SignArgs, VerifyArgs};
+use crate::args::{
+    FormatArg, PackageDiffArgs, PrepareArgs, PublishArgs, ShowArgs, SignArgs, VerifyArgs,
+};
 use crate::report;
 
 pub async fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
@@ -83,6 +85,14 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("package show {}", a.reference))?;
     report::package::shown(&shown, a.json)?;
+    Ok(())
+}
+
+pub fn diff(a: PackageDiffArgs) -> anyhow::Result<()> {
+    let ws = Workspace::discover()?;
+    let old = margo_gitops::package::diff::read_side(&ws, &a.old).context("package diff")?;
+    let new = margo_gitops::package::diff::read_side(&ws, &a.new).context("package diff")?;
+    report::package::diffed(&margo_gitops::package::diff::diff(&old, &new), a.json)?;
     Ok(())
 }
 

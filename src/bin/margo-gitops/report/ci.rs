@@ -205,6 +205,13 @@ pub fn review_comment(r: &Review) -> String {
             );
         }
     }
+    if let Some(d) = &r.app_diff {
+        let _ = writeln!(
+            body,
+            "\n### On the devices\n\n```\n{}```",
+            margo_gitops::package::diff::render_text(d)
+        );
+    }
     if !r.findings.is_empty() {
         let _ = writeln!(body, "\n**Problems:**");
         for f in &r.findings {

@@ -12,6 +12,16 @@ use margo_gitops::package::show::Shown;
 use margo_gitops::progress::human;
 use margo_gitops::signing::verify::Verified;
 
+/// `package diff`: one line per change, or JSON.
+pub fn diffed(d: &margo_gitops::package::diff::AppDiff, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, d)?;
+        return writeln!(out);
+    }
+    write!(out, "{}", margo_gitops::package::diff::render_text(d))
+}
+
 pub fn prepared(p: &Prepared) -> std::io::Result<()> {
     let d = &p.descriptor;
     let mut out = std::io::stdout().lock();

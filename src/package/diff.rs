@@ -1,0 +1,432 @@
+//! `package diff A B`: what changes on a device between two versions of an app, read from
+//! the app folder (its compose file and `margo.yaml`) in the work tree or at a commit.
+//!
+//! A side is `git:REV` (the app folder as that commit has it; the folder is the config's
+//! `app`) or a folder in the work tree. Compared: the app version and its catalog resource
+//! files, services added or removed, and per service its image as written, ports,
+//! environment (inline and from env files; the values of keys that look secret are never
+//! shown, only that they changed) and the files it uses (env files, configs, relative bind
+//! mounts) whose content changed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_norway::Value;
+
+use crate::desired::config::Config;
+use crate::desired::pipeline::Workspace;
+use crate::desired::source::Source;
+use crate::error::{Error, Result};
+use crate::oci::digest::Digest;
+use crate::package::compose::COMPOSE_NAMES;
+
+/// One service as a device runs it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceView {
+    pub image: Option<String>,
+    pub ports: Vec<String>,
+    pub environment: BTreeMap<String, String>,
+    /// Files the service uses, by path in the app folder: their digests.
+    pub files: BTreeMap<String, String>,
+}
+
+/// An app folder as the diff sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AppView {
+    pub label: String,
+    pub version: Option<String>,
+    /// Catalog resource files of `margo.yaml`: their digests.
+    pub resources: BTreeMap<String, String>,
+    pub services: BTreeMap<String, ServiceView>,
+}
+
+/// One change of a service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// What changed: `image`, `port`, `environment NAME`, `file PATH`.
+    pub what: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppDiff {
+    pub old: String,
+    pub new: String,
+    pub version: Option<(Option<String>, Option<String>)>,
+    pub resources: Vec<Change>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Services in both, with what changed in each.
+    pub changed: BTreeMap<String, Vec<Change>>,
+}
+
+impl AppDiff {
+    pub fn is_empty(&self) -> bool {
+        self.version.is_none()
+            && self.resources.is_empty()
+            && self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+    }
+}
+
+/// Keys whose values are never shown.
+fn looks_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "pass",
+        "secret",
+        "token",
+        "key",
+        "credential",
+        "auth",
+        "private",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+}
+
+/// Reads side `spec` (`git:REV` or a folder) of the workspace.
+pub fn read_side(ws: &Workspace, spec: &str) -> Result<AppView> {
+    let (source, app) = match spec.strip_prefix("git:") {
+        Some(rev) => {
+            let source = ws.source(Some(rev))?;
+            let app = Config::load(&source)?.app.unwrap_or_else(|| ".".into());
+            (source, PathBuf::from(app))
+        }
+        None => {
+            let dir = Path::new(spec);
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!(
+                    "`{spec}` is neither `git:REV` nor an app folder"
+                )));
+            }
+            (Source::WorkTree(dir.to_path_buf()), PathBuf::new())
+        }
+    };
+    read_app(&source, &app, spec)
+}
+
+/// The app folder `app` of `source`, labelled `label`.
+pub(crate) fn read_app(source: &Source, app: &Path, label: &str) -> Result<AppView> {
+    let file = COMPOSE_NAMES
+        .iter()
+        .map(|n| app.join(n))
+        .find(|p| matches!(source.read(p), Ok(Some(_))))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: no compose file in the app folder",
+                source.describe(app)
+            ))
+        })?;
+    let compose = yaml(source, &file)?;
+    let digest_of = |rel: &str| -> Result<String> {
+        Ok(match source.read(&app.join(rel))? {
+            Some(b) => Digest::of(&b).to_string(),
+            None => "missing".into(),
+        })
+    };
+    let mut services = BTreeMap::new();
+    if let Some(map) = compose.get("services").and_then(Value::as_mapping) {
+        for (name, s) in map {
+            let name = scalar(name);
+            let mut view = ServiceView {
+                image: s.get("image").map(scalar),
+                ports: s
+                    .get("ports")
+                    .and_then(Value::as_sequence)
+                    .map(|p| p.iter().map(scalar).collect())
+                    .unwrap_or_default(),
+                ..Default::default()
+            };
+            for rel in used_files(s, &compose) {
+                if let Some(text) = env_file(source, &app.join(&rel), s, &rel)? {
+                    view.environment.extend(parse_env(&text));
+                }
+                view.files.insert(rel.clone(), digest_of(&rel)?);
+            }
+            view.environment.extend(inline_env(s));
+            services.insert(name, view);
+        }
+    }
+    let margo = app.join(crate::margo::app::FILE_NAME);
+    let (mut version, mut resources) = (None, BTreeMap::new());
+    if source.read(&margo)?.is_some() {
+        let doc = yaml(source, &margo)?;
+        version = doc["metadata"]["version"].as_str().map(str::to_string);
+        if let Some(app_meta) = doc["metadata"]["catalog"]["application"].as_mapping() {
+            for key in ["icon", "descriptionFile", "releaseNotes", "licenseFile"] {
+                if let Some(rel) = app_meta.get(key).and_then(Value::as_str) {
+                    let rel = rel.trim_start_matches("./").to_string();
+                    resources.insert(rel.clone(), digest_of(&rel)?);
+                }
+            }
+        }
+    }
+    Ok(AppView {
+        label: label.to_string(),
+        version,
+        resources,
+        services,
+    })
+}
+
+fn yaml(source: &Source, path: &Path) -> Result<Value> {
+    let text = source.read_text(path)?;
+    serde_norway::from_str(&text).map_err(|e| {
+        Error::invalid_file(
+            source.describe(path),
+            e.location().map(|l| l.line()),
+            e.to_string(),
+        )
+    })
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => String::new(),
+        other => serde_norway::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
+}
+
+/// The app-folder files a service uses: env files, the files of its configs (named at the
+/// top level of `compose`), relative bind mounts.
+fn used_files(s: &Value, compose: &Value) -> Vec<String> {
+    let mut files = Vec::new();
+    for c in s
+        .get("configs")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+    {
+        let name = c
+            .as_str()
+            .or_else(|| c.get("source").and_then(Value::as_str));
+        let file = name.and_then(|n| compose["configs"][n]["file"].as_str());
+        files.extend(file.map(str::to_string));
+    }
+    match s.get("env_file") {
+        Some(Value::String(f)) => files.push(f.clone()),
+        Some(Value::Sequence(list)) => {
+            for e in list {
+                match e {
+                    Value::String(f) => files.push(f.clone()),
+                    other => files.extend(
+                        other
+                            .get("path")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    ),
+                }
+            }
+        }
+        _ => {}
+    }
+    for v in s
+        .get("volumes")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+    {
+        let host = match v {
+            Value::String(short) => short.split(':').next().map(str::to_string),
+            long => long
+                .get("source")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        };
+        if let Some(h) = host.filter(|h| h.starts_with("./") || h.starts_with("../")) {
+            files.push(h);
+        }
+    }
+    files
+        .into_iter()
+        .map(|f| f.trim_start_matches("./").to_string())
+        .collect()
+}
+
+/// The text of `rel` when it is one of the service's env files.
+fn env_file(source: &Source, path: &Path, s: &Value, rel: &str) -> Result<Option<String>> {
+    let is_env = match s.get("env_file") {
+        Some(Value::String(f)) => f.trim_start_matches("./") == rel,
+        Some(Value::Sequence(list)) => list.iter().any(|e| {
+            let f = e.as_str().or_else(|| e.get("path").and_then(Value::as_str));
+            f.is_some_and(|f| f.trim_start_matches("./") == rel)
+        }),
+        _ => false,
+    };
+    if !is_env {
+        return Ok(None);
+    }
+    Ok(source
+        .read(path)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+fn parse_env(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn inline_env(s: &Value) -> Vec<(String, String)> {
+    match s.get("environment") {
+        Some(Value::Mapping(m)) => m.iter().map(|(k, v)| (scalar(k), scalar(v))).collect(),
+        Some(Value::Sequence(list)) => list
+            .iter()
+            .map(scalar)
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (e, String::new()),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Changes between two maps; secret-looking keys show no values.
+fn map_changes(
+    what: &str,
+    a: &BTreeMap<String, String>,
+    b: &BTreeMap<String, String>,
+) -> Vec<Change> {
+    let mut out = Vec::new();
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for k in keys {
+        let (old, new) = (a.get(k), b.get(k));
+        if old == new {
+            continue;
+        }
+        let hide = |v: Option<&String>| match v {
+            Some(_) if looks_secret(k) => Some("(secret)".to_string()),
+            other => other.cloned(),
+        };
+        out.push(Change {
+            what: format!("{what} {k}"),
+            old: hide(old),
+            new: hide(new),
+        });
+    }
+    out
+}
+
+/// What changes on a device from `a` to `b`.
+pub fn diff(a: &AppView, b: &AppView) -> AppDiff {
+    let mut d = AppDiff {
+        old: a.label.clone(),
+        new: b.label.clone(),
+        ..Default::default()
+    };
+    if a.version != b.version {
+        d.version = Some((a.version.clone(), b.version.clone()));
+    }
+    d.resources = map_changes("resource", &a.resources, &b.resources)
+        .into_iter()
+        .map(|c| Change {
+            old: c.old.map(|_| "old content".into()),
+            new: c.new.map(|_| "new content".into()),
+            ..c
+        })
+        .collect();
+    d.added = b
+        .services
+        .keys()
+        .filter(|k| !a.services.contains_key(*k))
+        .cloned()
+        .collect();
+    d.removed = a
+        .services
+        .keys()
+        .filter(|k| !b.services.contains_key(*k))
+        .cloned()
+        .collect();
+    for (name, old) in &a.services {
+        let Some(new) = b.services.get(name) else {
+            continue;
+        };
+        let mut changes = Vec::new();
+        if old.image != new.image {
+            changes.push(Change {
+                what: "image".into(),
+                old: old.image.clone(),
+                new: new.image.clone(),
+            });
+        }
+        for p in old.ports.iter().filter(|p| !new.ports.contains(p)) {
+            changes.push(Change {
+                what: "port".into(),
+                old: Some(p.clone()),
+                new: None,
+            });
+        }
+        for p in new.ports.iter().filter(|p| !old.ports.contains(p)) {
+            changes.push(Change {
+                what: "port".into(),
+                old: None,
+                new: Some(p.clone()),
+            });
+        }
+        changes.extend(map_changes(
+            "environment",
+            &old.environment,
+            &new.environment,
+        ));
+        for c in map_changes("file", &old.files, &new.files) {
+            changes.push(Change {
+                old: c.old.map(|_| "old content".into()),
+                new: c.new.map(|_| "new content".into()),
+                ..c
+            });
+        }
+        if !changes.is_empty() {
+            d.changed.insert(name.clone(), changes);
+        }
+    }
+    d
+}
+
+/// The diff as text, one line per change (also the pull-request comment's block).
+pub fn render_text(d: &AppDiff) -> String {
+    use std::fmt::Write as _;
+    let mut s = format!("app: {} → {}\n", d.old, d.new);
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+    if let Some((old, new)) = &d.version {
+        let _ = writeln!(s, "~ version: {} → {}", show(old), show(new));
+    }
+    for c in &d.resources {
+        let _ = writeln!(s, "~ {}: {} → {}", c.what, show(&c.old), show(&c.new));
+    }
+    for name in &d.added {
+        let _ = writeln!(s, "+ service {name}");
+    }
+    for name in &d.removed {
+        let _ = writeln!(s, "- service {name}");
+    }
+    for (name, changes) in &d.changed {
+        let _ = writeln!(s, "~ service {name}");
+        for c in changes {
+            let _ = match (&c.old, &c.new) {
+                (None, Some(n)) => writeln!(s, "    + {}: {n}", c.what),
+                (Some(o), None) => writeln!(s, "    - {}: {o}", c.what),
+                (o, n) => writeln!(s, "    ~ {}: {} → {}", c.what, show(o), show(n)),
+            };
+        }
+    }
+    if d.is_empty() {
+        s.push_str("no change on the device\n");
+    }
+    s
+}

@@ -1,0 +1,84 @@
+//! `package diff`: what changes on a device between two commits of an app, as a reviewer
+//! reads it, with secret values never shown.
+
+use crate::desired::{git_commit, gitops_repo, head};
+use crate::util::{Env, Registry};
+
+#[test]
+fn package_diff_shows_services_images_ports_environment_and_files() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    gitops_repo(&env, &reg);
+    env.write(
+        "app/web.env",
+        "REDIS_HOST=redis\nAPI_TOKEN=old-token-never-shown\n",
+    );
+    git_commit(&env, "2024-02-01T00:00:00Z", "a token");
+    let old = head(&env);
+    let compose = std::fs::read_to_string(env.work().join("app/compose.yaml")).unwrap();
+    env.write(
+        "app/compose.yaml",
+        &compose
+            .replace("\"5000:5000\"", "\"8080:5000\"")
+            .replace("library/redis:alpine", "library/redis:7-alpine"),
+    );
+    let compose = std::fs::read_to_string(env.work().join("app/compose.yaml")).unwrap();
+    env.write(
+        "app/compose.yaml",
+        &compose.replace(
+            "configs:\n  site:",
+            "  cache:\n    image: memcached:1.6\nconfigs:\n  site:",
+        ),
+    );
+    env.write(
+        "app/web.env",
+        "REDIS_HOST=cache\nAPI_TOKEN=new-token-never-shown\n",
+    );
+    env.write("app/config/site.conf", "greeting = hi\n");
+    let margo = std::fs::read_to_string(env.work().join("app/margo.yaml")).unwrap();
+    env.write(
+        "app/margo.yaml",
+        &margo.replace("version: 1.2.0", "version: 1.3.0"),
+    );
+    git_commit(&env, "2024-02-02T00:00:00Z", "the app, changed");
+    let out = env
+        .cli(&format!("package diff git:{old} git:HEAD"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "~ version: 1.2.0 → 1.3.0",
+        "+ service cache",
+        "~ service redis",
+        "/library/redis:alpine → ",
+        "/library/redis:7-alpine",
+        "~ service web",
+        "    - port: 5000:5000",
+        "    + port: 8080:5000",
+        "    ~ environment REDIS_HOST: redis → cache",
+        "    ~ environment API_TOKEN: (secret) → (secret)",
+        "    ~ file config/site.conf: old content → new content",
+        "    ~ file web.env: old content → new content",
+    ] {
+        assert!(text.contains(line), "`{line}` in:\n{text}");
+    }
+    assert!(!text.contains("token-never-shown"), "{text}");
+    let json = env
+        .cli(&format!("package diff --json git:{old} git:HEAD"))
+        .output()
+        .unwrap();
+    let d: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(d["added"], serde_json::json!(["cache"]));
+    assert_eq!(d["version"], serde_json::json!(["1.2.0", "1.3.0"]));
+    assert!(!String::from_utf8_lossy(&json.stdout).contains("token-never-shown"));
+    // The same commit on both sides: nothing changes on the device.
+    env.cli("package diff git:HEAD git:HEAD")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("no change on the device"));
+}
