@@ -142,10 +142,19 @@ fn app_changes(
     if repo.entry_id(base, &old_app)? == repo.entry_id(head, &new_app)? {
         return Ok(None);
     }
-    use crate::package::diff::{diff, read_app};
-    let a = read_app(&old, &old_app, short(base))?;
-    let b = read_app(&new, &new_app, short(head))?;
-    Ok(Some(diff(&a, &b)))
+    use crate::package::diff::{diff, read_app, AppView};
+    // A side without a readable app (added or broken in the pull request, which the other
+    // checks report) counts as an app with nothing in it.
+    let view = |source, app, rev| {
+        read_app(source, app, short(rev)).unwrap_or_else(|_| AppView {
+            label: short(rev).to_string(),
+            ..Default::default()
+        })
+    };
+    Ok(Some(diff(
+        &view(&old, &old_app, base),
+        &view(&new, &new_app, head),
+    )))
 }
 
 /// The app folder changed between `base` and `head`, its `margo.yaml` names the same version
