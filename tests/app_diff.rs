@@ -4,6 +4,17 @@
 use crate::desired::{git_commit, gitops_repo, head};
 use crate::util::{Env, Registry};
 
+/// `package diff ARGS` in the work folder: its text output, which must be a success.
+fn package_diff(env: &Env, args: &str) -> String {
+    let out = env.cli(&format!("package diff {args}")).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn package_diff_shows_services_images_ports_environment_and_files() {
     let reg = Registry::plain();
@@ -41,16 +52,7 @@ fn package_diff_shows_services_images_ports_environment_and_files() {
         &margo.replace("version: 1.2.0", "version: 1.3.0"),
     );
     git_commit(&env, "2024-02-02T00:00:00Z", "the app, changed");
-    let out = env
-        .cli(&format!("package diff git:{old} git:HEAD"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = package_diff(&env, &format!("git:{old} git:HEAD"));
     for line in [
         "~ version: 1.2.0 → 1.3.0",
         "+ service cache",
@@ -81,4 +83,43 @@ fn package_diff_shows_services_images_ports_environment_and_files() {
         .assert()
         .success()
         .stdout(predicates::str::contains("no change on the device"));
+}
+
+#[test]
+fn package_diff_reads_published_and_prepared_packages_with_their_pinned_images() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    gitops_repo(&env, &reg); // acme/poc-app:1.2.0 published from dist/
+    env.write("app/web.env", "REDIS_HOST=cache\n");
+    let margo = std::fs::read_to_string(env.work().join("app/margo.yaml")).unwrap();
+    env.write(
+        "app/margo.yaml",
+        &margo.replace("version: 1.2.0", "version: 1.3.0"),
+    );
+    env.cli("package prepare app --plain-http -o dist2 --image")
+        .arg(format!(
+            "web={}",
+            crate::util::fixtures().oci_archive.display()
+        ))
+        .assert()
+        .success();
+    let published = reg.repo("acme/poc-app:1.2.0");
+    let text = package_diff(&env, &format!("--plain-http {published} dist2"));
+    assert!(text.contains("~ version: 1.2.0 → 1.3.0"), "{text}");
+    assert!(
+        text.contains("~ environment REDIS_HOST: redis → cache"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("image"),
+        "the same images, pinned alike: {text}"
+    );
+    // A package pins its images by digest; the app folder names them by tag.
+    let text = package_diff(&env, "git:HEAD dist2");
+    assert!(
+        text.lines().any(|l| l.contains("~ image:")
+            && l.contains("redis:alpine → ")
+            && l.contains("redis:alpine@sha256:")),
+        "{text}"
+    );
 }

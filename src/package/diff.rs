@@ -2,7 +2,10 @@
 //! the app folder (its compose file and `margo.yaml`) in the work tree or at a commit.
 //!
 //! A side is `git:REV` (the app folder as that commit has it; the folder is the config's
-//! `app`) or a folder in the work tree. Compared: the app version and its catalog resource
+//! `app`), an app folder in the work tree, a prepared package (its output folder or
+//! `.tar.gz`, with the `margo.yaml` beside it), or a published package reference (its
+//! compose archive is fetched, digest checked; image archives inside are skipped). A
+//! package's compose file pins every image by digest, so image digests show there. Compared: the app version and its catalog resource
 //! files, services added or removed, and per service its image as written, ports,
 //! environment (inline and from env files; the values of keys that look secret are never
 //! shown, only that they changed) and the files it uses (env files, configs, relative bind
@@ -19,7 +22,11 @@ use crate::desired::pipeline::Workspace;
 use crate::desired::source::Source;
 use crate::error::{Error, Result};
 use crate::oci::digest::Digest;
+use crate::oci::manifest::compose_layer;
+use crate::oci::reference::Target;
+use crate::oci::store::{Connect, Store};
 use crate::package::compose::COMPOSE_NAMES;
+use crate::package::descriptor::Descriptor;
 
 /// One service as a device runs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -90,42 +97,105 @@ fn looks_secret(key: &str) -> bool {
     .any(|w| k.contains(w))
 }
 
-/// Reads side `spec` (`git:REV` or a folder) of the workspace.
-pub fn read_side(ws: &Workspace, spec: &str) -> Result<AppView> {
-    let (source, app) = match spec.strip_prefix("git:") {
-        Some(rev) => {
-            let source = ws.source(Some(rev))?;
-            let app = Config::load(&source)?.app.unwrap_or_else(|| ".".into());
-            (source, PathBuf::from(app))
-        }
-        None => {
-            let dir = Path::new(spec);
-            if !dir.is_dir() {
-                return Err(Error::Usage(format!(
-                    "`{spec}` is neither `git:REV` nor an app folder"
-                )));
-            }
-            (Source::WorkTree(dir.to_path_buf()), PathBuf::new())
-        }
-    };
-    read_app(&source, &app, spec)
+/// Reads side `spec` of the workspace: `git:REV`, an app folder, a prepared package (its
+/// output folder or `.tar.gz`), or a published package reference.
+pub async fn read_side(ws: &Workspace, spec: &str, connect: &Connect) -> Result<AppView> {
+    if let Some(rev) = spec.strip_prefix("git:") {
+        let source = ws.source(Some(rev))?;
+        let app = Config::load(&source)?.app.unwrap_or_else(|| ".".into());
+        return read_app(&source, Path::new(&app), spec);
+    }
+    let path = Path::new(spec);
+    let is_app = COMPOSE_NAMES.iter().any(|n| path.join(n).is_file());
+    if is_app {
+        return read_app(&Source::WorkTree(path.to_path_buf()), Path::new(""), spec);
+    }
+    if path.exists() {
+        let (d, json) = Descriptor::find(path)?;
+        let dir = json.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let margo_dir = d.app.as_ref().map(|a| dir.join(&a.folder));
+        let archive = dir.join(&d.archive.file);
+        let mut view = read_archive(&archive, margo_dir.as_deref(), spec)?;
+        view.version.get_or_insert(d.version);
+        return Ok(view);
+    }
+    let target = Target::parse(spec).map_err(|_| {
+        Error::Usage(format!(
+            "`{spec}` is neither `git:REV`, an app folder, a prepared package nor a package reference"
+        ))
+    })?;
+    let store = Store::open(&target.repo, connect).await?;
+    let selector = target.selector().unwrap_or_else(|| "latest".into());
+    let manifest = store
+        .manifest(&selector)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: format!("package {target}"),
+            hint: None,
+        })?;
+    let layer = compose_layer(&manifest)?
+        .ok_or_else(|| Error::invalid(format!("{target} holds no compose package layer")))?;
+    let tmp = tempfile::tempdir().map_err(Error::io("create", std::env::temp_dir()))?;
+    let archive = tmp.path().join("package.tar.gz");
+    store.fetch_blob_to_file(&layer, &archive).await?;
+    let mut view = read_archive(&archive, None, spec)?;
+    if view.version.is_none() {
+        view.version = target.tag.clone();
+    }
+    Ok(view)
 }
+
+/// Reads a file of an app, by path relative to the app folder.
+type Reader<'a> = dyn Fn(&Path) -> Result<Option<Vec<u8>>> + 'a;
 
 /// The app folder `app` of `source`, labelled `label`.
 pub(crate) fn read_app(source: &Source, app: &Path, label: &str) -> Result<AppView> {
-    let file = COMPOSE_NAMES
-        .iter()
-        .map(|n| app.join(n))
-        .find(|p| matches!(source.read(p), Ok(Some(_))))
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{}: no compose file in the app folder",
-                source.describe(app)
-            ))
-        })?;
-    let compose = yaml(source, &file)?;
-    let digest_of = |rel: &str| -> Result<String> {
-        Ok(match source.read(&app.join(rel))? {
+    let read = |p: &Path| source.read(&app.join(p));
+    view(&read, &read, &source.describe(app), label)
+}
+
+/// A Margo Compose Archive: its one top folder is the app (image archives are skipped);
+/// `margo.yaml` and its resources come from `margo_dir` when there is one.
+fn read_archive(archive: &Path, margo_dir: Option<&Path>, label: &str) -> Result<AppView> {
+    const LIMIT: u64 = 8 << 20;
+    let file = std::fs::File::open(archive).map_err(Error::io("read", archive))?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut files: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
+    let io = |e: std::io::Error| Error::io("read", archive)(e);
+    for entry in tar.entries().map_err(io)? {
+        let mut entry = entry.map_err(io)?;
+        let path = entry.path().map_err(io)?.into_owned();
+        let rel: PathBuf = path.components().skip(1).collect();
+        let skip = rel.starts_with("images") || entry.size() > LIMIT;
+        if skip || !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(io)?;
+        files.insert(rel, bytes);
+    }
+    let read = |p: &Path| Ok(files.get(p).cloned());
+    let read_margo = |p: &Path| match margo_dir {
+        Some(dir) => Source::WorkTree(dir.to_path_buf()).read(p),
+        None => Ok(None),
+    };
+    view(&read, &read_margo, &archive.display().to_string(), label)
+}
+
+/// An app as `read` (its files) and `read_margo` (`margo.yaml` and its resources) give it.
+fn view(read: &Reader, read_margo: &Reader, where_: &str, label: &str) -> Result<AppView> {
+    let mut compose = None;
+    for n in COMPOSE_NAMES {
+        if let Some(b) = read(Path::new(n))? {
+            compose = Some((n, b));
+            break;
+        }
+    }
+    let (name, bytes) = compose
+        .ok_or_else(|| Error::Usage(format!("{where_}: no compose file in the app folder")))?;
+    let compose = yaml(&bytes, &format!("{where_}/{name}"))?;
+    let digest = |r: &Reader, rel: &str| -> Result<String> {
+        Ok(match r(Path::new(rel))? {
             Some(b) => Digest::of(&b).to_string(),
             None => "missing".into(),
         })
@@ -133,7 +203,6 @@ pub(crate) fn read_app(source: &Source, app: &Path, label: &str) -> Result<AppVi
     let mut services = BTreeMap::new();
     if let Some(map) = compose.get("services").and_then(Value::as_mapping) {
         for (name, s) in map {
-            let name = scalar(name);
             let mut view = ServiceView {
                 image: s.get("image").map(scalar),
                 ports: s
@@ -144,25 +213,27 @@ pub(crate) fn read_app(source: &Source, app: &Path, label: &str) -> Result<AppVi
                 ..Default::default()
             };
             for rel in used_files(s, &compose) {
-                if let Some(text) = env_file(source, &app.join(&rel), s, &rel)? {
-                    view.environment.extend(parse_env(&text));
+                if is_env_file(s, &rel) {
+                    if let Some(b) = read(Path::new(&rel))? {
+                        view.environment
+                            .extend(parse_env(&String::from_utf8_lossy(&b)));
+                    }
                 }
-                view.files.insert(rel.clone(), digest_of(&rel)?);
+                view.files.insert(rel.clone(), digest(read, &rel)?);
             }
             view.environment.extend(inline_env(s));
-            services.insert(name, view);
+            services.insert(scalar(name), view);
         }
     }
-    let margo = app.join(crate::margo::app::FILE_NAME);
     let (mut version, mut resources) = (None, BTreeMap::new());
-    if source.read(&margo)?.is_some() {
-        let doc = yaml(source, &margo)?;
+    if let Some(b) = read_margo(Path::new(crate::margo::app::FILE_NAME))? {
+        let doc = yaml(&b, &format!("{where_}/margo.yaml"))?;
         version = doc["metadata"]["version"].as_str().map(str::to_string);
         if let Some(app_meta) = doc["metadata"]["catalog"]["application"].as_mapping() {
             for key in ["icon", "descriptionFile", "releaseNotes", "licenseFile"] {
                 if let Some(rel) = app_meta.get(key).and_then(Value::as_str) {
                     let rel = rel.trim_start_matches("./").to_string();
-                    resources.insert(rel.clone(), digest_of(&rel)?);
+                    resources.insert(rel.clone(), digest(read_margo, &rel)?);
                 }
             }
         }
@@ -175,15 +246,9 @@ pub(crate) fn read_app(source: &Source, app: &Path, label: &str) -> Result<AppVi
     })
 }
 
-fn yaml(source: &Source, path: &Path) -> Result<Value> {
-    let text = source.read_text(path)?;
-    serde_norway::from_str(&text).map_err(|e| {
-        Error::invalid_file(
-            source.describe(path),
-            e.location().map(|l| l.line()),
-            e.to_string(),
-        )
-    })
+fn yaml(bytes: &[u8], name: &str) -> Result<Value> {
+    serde_norway::from_slice(bytes)
+        .map_err(|e| Error::invalid_file(name, e.location().map(|l| l.line()), e.to_string()))
 }
 
 fn scalar(v: &Value) -> String {
@@ -255,22 +320,16 @@ fn used_files(s: &Value, compose: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The text of `rel` when it is one of the service's env files.
-fn env_file(source: &Source, path: &Path, s: &Value, rel: &str) -> Result<Option<String>> {
-    let is_env = match s.get("env_file") {
+/// True when `rel` is one of the service's env files.
+fn is_env_file(s: &Value, rel: &str) -> bool {
+    match s.get("env_file") {
         Some(Value::String(f)) => f.trim_start_matches("./") == rel,
         Some(Value::Sequence(list)) => list.iter().any(|e| {
             let f = e.as_str().or_else(|| e.get("path").and_then(Value::as_str));
             f.is_some_and(|f| f.trim_start_matches("./") == rel)
         }),
         _ => false,
-    };
-    if !is_env {
-        return Ok(None);
     }
-    Ok(source
-        .read(path)?
-        .map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 fn parse_env(text: &str) -> Vec<(String, String)> {

@@ -17,8 +17,8 @@ pub enum Package {
     Publish(PublishArgs),
     /// Show what a reference holds: manifest, layers, annotations, tags, signatures.
     Show(ShowArgs),
-    /// What changes on a device between two versions of the app: `git:REV` or an app folder
-    /// on each side (services, images, ports, environment, files, version, resources).
+    /// What changes on a device between two versions of the app: `git:REV`, an app folder,
+    /// a prepared package or a published reference on each side.
     Diff(PackageDiffArgs),
     /// Sign a published package (its signature is added beside it; the package is untouched).
     Sign(SignArgs),
@@ -235,7 +235,8 @@ pub struct ShowArgs {
 
 #[derive(Debug, Args)]
 pub struct PackageDiffArgs {
-    /// The old side: `git:REV` (the app folder at that commit) or an app folder.
+    /// The old side: `git:REV` (the app folder at that commit), an app folder, a prepared
+    /// package (output folder or .tar.gz) or a published package reference.
     pub old: String,
     /// The new side, the same way.
     pub new: String,
@@ -243,6 +244,9 @@ pub struct PackageDiffArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -27,7 +27,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Package(Package::Prepare(a)) => package::prepare(a).await,
         Command::Package(Package::Publish(a)) => package::publish(a).await,
         Command::Package(Package::Show(a)) => package::show(a).await,
-        Command::Package(Package::Diff(a)) => package::diff(a),
+        Command::Package(Package::Diff(a)) => package::diff(a).await,
         Command::Package(Package::Sign(a)) => package::sign(a).await,
         Command::Package(Package::Verify(a)) => package::verify(a).await,
         Command::DesiredState(DesiredState::Render(a)) => desired::render(a).await,

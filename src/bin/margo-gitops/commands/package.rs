@@ -88,11 +88,17 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn diff(a: PackageDiffArgs) -> anyhow::Result<()> {
+pub async fn diff(a: PackageDiffArgs) -> anyhow::Result<()> {
+    use margo_gitops::package::diff;
     let ws = Workspace::discover()?;
-    let old = margo_gitops::package::diff::read_side(&ws, &a.old).context("package diff")?;
-    let new = margo_gitops::package::diff::read_side(&ws, &a.new).context("package diff")?;
-    report::package::diffed(&margo_gitops::package::diff::diff(&old, &new), a.json)?;
+    let connect = connect(&a.registry)?;
+    let old = diff::read_side(&ws, &a.old, &connect)
+        .await
+        .context("package diff")?;
+    let new = diff::read_side(&ws, &a.new, &connect)
+        .await
+        .context("package diff")?;
+    report::package::diffed(&diff::diff(&old, &new), a.json)?;
     Ok(())
 }
 
