@@ -382,6 +382,23 @@ fn map_changes(
     out
 }
 
+/// Changes between two maps of file digests, said as content (digests mean nothing to a
+/// reviewer).
+fn content_changes(
+    what: &str,
+    a: &BTreeMap<String, String>,
+    b: &BTreeMap<String, String>,
+) -> Vec<Change> {
+    map_changes(what, a, b)
+        .into_iter()
+        .map(|c| Change {
+            old: c.old.map(|_| "old content".into()),
+            new: c.new.map(|_| "new content".into()),
+            ..c
+        })
+        .collect()
+}
+
 /// What changes on a device from `a` to `b`.
 pub fn diff(a: &AppView, b: &AppView) -> AppDiff {
     let mut d = AppDiff {
@@ -392,14 +409,7 @@ pub fn diff(a: &AppView, b: &AppView) -> AppDiff {
     if a.version != b.version {
         d.version = Some((a.version.clone(), b.version.clone()));
     }
-    d.resources = map_changes("resource", &a.resources, &b.resources)
-        .into_iter()
-        .map(|c| Change {
-            old: c.old.map(|_| "old content".into()),
-            new: c.new.map(|_| "new content".into()),
-            ..c
-        })
-        .collect();
+    d.resources = content_changes("resource", &a.resources, &b.resources);
     d.added = b
         .services
         .keys()
@@ -443,13 +453,7 @@ pub fn diff(a: &AppView, b: &AppView) -> AppDiff {
             &old.environment,
             &new.environment,
         ));
-        for c in map_changes("file", &old.files, &new.files) {
-            changes.push(Change {
-                old: c.old.map(|_| "old content".into()),
-                new: c.new.map(|_| "new content".into()),
-                ..c
-            });
-        }
+        changes.extend(content_changes("file", &old.files, &new.files));
         if !changes.is_empty() {
             d.changed.insert(name.clone(), changes);
         }

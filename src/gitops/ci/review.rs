@@ -72,8 +72,12 @@ pub(super) async fn on_pull_request(
     };
     let findings = hook::pre_push(repo, "origin", &[update], false, &connect).await?;
     let comparison = compare(ws, opts, &connect, &base, &head).await?;
-    let version_bump = stale_version(ws, opts, &connect, &base, &head).await?;
     let app_diff = app_changes(ws, &base, &head)?;
+    let version_bump = match &app_diff {
+        // The app changed, its version did not.
+        Some(d) if d.version.is_none() => stale_version(ws, opts, &connect, &head).await?,
+        _ => None,
+    };
     let failure = match &comparison {
         _ if version_bump.is_some() => {
             Some("the app changed and its published version did not: bump metadata.version".into())
@@ -157,39 +161,27 @@ fn app_changes(
     )))
 }
 
-/// The app folder changed between `base` and `head`, its `margo.yaml` names the same version
-/// at both, and that version is published: versions are immutable, so the push after the
-/// merge would be refused. A finding at the `version:` line of the head's `margo.yaml`.
+/// Called when the app folder changed and its `margo.yaml` kept its version: a finding at
+/// the `version:` line of the head's `margo.yaml` when that version is published, since
+/// versions are immutable and the push after the merge would be refused.
 async fn stale_version(
     ws: &Workspace,
     opts: &CiOptions,
     connect: &Connect,
-    base: &str,
     head: &str,
 ) -> Result<Option<Finding>> {
-    let repo = ws.repo("margo-gitops ci")?;
     let source = ws.source(Some(head))?;
     let mut config = Config::load(&source)?;
     let app = std::path::PathBuf::from(config.app.clone().unwrap_or_else(|| ".".into()));
-    if repo.entry_id(base, &app)? == repo.entry_id(head, &app)? {
-        return Ok(None);
-    }
     let file = app.join(crate::margo::app::FILE_NAME);
-    let version_at = |rev: &str| -> Result<Option<(String, String)>> {
-        let Some(bytes) = repo.read(rev, &file)? else {
-            return Ok(None);
-        };
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap_or_default();
-        let version = doc["metadata"]["version"].as_str().map(str::to_string);
-        Ok(version.map(|v| (v, text)))
-    };
-    let (Some((old, _)), Some((new, text))) = (version_at(base)?, version_at(head)?) else {
+    let Some(bytes) = source.read(&file)? else {
         return Ok(None);
     };
-    if old != new {
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap_or_default();
+    let Some(version) = doc["metadata"]["version"].as_str().map(str::to_string) else {
         return Ok(None);
-    }
+    };
     let (package_repo, _) = repositories(opts, &config, &source)?;
     config.package_repository = Some(package_repo);
     let reference = pipeline::package_ref(&source, &config, None)?;
@@ -206,7 +198,7 @@ async fn stale_version(
             line: crate::margo::yamltree::line_of(&text, "version:").unwrap_or(1),
             path: "metadata.version".into(),
             message: format!(
-                "the app changed but its version is still {new}, which is published as {reference}: versions are immutable, so the push after merging would be refused; bump metadata.version"
+                "the app changed but its version is still {version}, which is published as {reference}: versions are immutable, so the push after merging would be refused; bump metadata.version"
             ),
             warning: false,
         },
