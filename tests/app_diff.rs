@@ -114,12 +114,42 @@ fn package_diff_reads_published_and_prepared_packages_with_their_pinned_images()
         !text.contains("image"),
         "the same images, pinned alike: {text}"
     );
-    // A package pins its images by digest; the app folder names them by tag.
+    // A package pins its images by digest; the app folder names them by tag, and a digest
+    // known on one side only is no change.
     let text = package_diff(&env, "git:HEAD dist2");
+    assert!(!text.contains("image"), "{text}");
+
+    // The tag moves in the registry: looked up now (`--resolve`), the app folder runs
+    // another image than the published package.
+    let fx = crate::util::fixtures();
+    let (amd64, web) = (fx.digest("amd64"), fx.digest("web"));
+    reg.push_with_skopeo(&fx.oci("web"), "library/redis:alpine");
+    let text = package_diff(
+        &env,
+        &format!("--plain-http --resolve {published} git:HEAD"),
+    );
+    let redis = format!("{}/library/redis:alpine", reg.host);
     assert!(
-        text.lines().any(|l| l.contains("~ image:")
-            && l.contains("redis:alpine → ")
-            && l.contains("redis:alpine@sha256:")),
+        text.contains(&format!("~ image: {redis}@{amd64} → {redis}@{web}\n")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("note:"),
+        "web is built, so not looked up: {text}"
+    );
+    // Without --resolve the tag is all the app folder says.
+    let text = package_diff(&env, &format!("--plain-http {published} git:HEAD"));
+    assert!(!text.contains("image"), "{text}");
+    // An image that cannot be looked up is a note, not a failure.
+    let compose = std::fs::read_to_string(env.work().join("app/compose.yaml")).unwrap();
+    env.write(
+        "app/compose.yaml",
+        &compose.replace("redis:alpine", "redis:gone"),
+    );
+    let text = package_diff(&env, &format!("--plain-http --resolve {published} app"));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("note: app: the digest of ") && l.contains("redis:gone")),
         "{text}"
     );
 }

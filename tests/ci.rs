@@ -694,10 +694,19 @@ fn a_pull_request_that_changes_the_app_but_not_its_published_version_fails_first
     );
     assert!(summary.contains("which is published as"), "{summary}");
 
-    // With the version bumped, the same change passes.
+    // With the version bumped, the same change passes. The head also names another
+    // image, not published yet: its digest is looked up in its registry, the base's comes
+    // from the published package.
     env.write(
         "app/margo.yaml",
         &margo.replace("version: 1.2.0", "version: 1.3.0"),
+    );
+    let fx = crate::util::fixtures();
+    reg.push_with_skopeo(&fx.oci("web"), "library/redis:7");
+    let compose = std::fs::read_to_string(env.work().join("app/compose.yaml")).unwrap();
+    env.write(
+        "app/compose.yaml",
+        &compose.replace("redis:alpine", "redis:7"),
     );
     git_commit(&env, "2024-02-02T00:00:00Z", "bump");
     let bumped = head(&env);
@@ -712,4 +721,13 @@ fn a_pull_request_that_changes_the_app_but_not_its_published_version_fails_first
         &api_env,
     );
     assert!(ok.status.success(), "{}", text(&ok));
+    let comment = api.comments()[0]["body"].as_str().unwrap().to_string();
+    let redis = format!("{}/library/redis", reg.host);
+    let moved = format!(
+        "    ~ image: {redis}:alpine@{} → {redis}:7@{}\n",
+        fx.digest("amd64"),
+        fx.digest("web")
+    );
+    assert!(comment.contains(&moved), "{moved} in {comment}");
+    assert!(comment.contains("~ version: 1.2.0 → 1.3.0"), "{comment}");
 }

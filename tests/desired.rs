@@ -260,6 +260,27 @@ fn commit_show_and_a_device_fetch_through_the_registry_api() {
         doc["metadata"]["annotations"]["id"]
     );
     assert_eq!(doc["metadata"]["namespace"], "margo");
+
+    // A version written by another tool, its document without a last newline: `show` still
+    // ends the document before its next line.
+    let text = String::from_utf8(yaml.stdout.clone()).unwrap();
+    let cut = text.trim_end();
+    let mut edited = m.clone();
+    edited["layers"][0]["digest"] = reg.push_blob("acme/poc-app-desired", cut.as_bytes()).into();
+    edited["layers"][0]["size"] = cut.len().into();
+    reg.put_manifest(
+        "acme/poc-app-desired",
+        "desired",
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&edited).unwrap(),
+    );
+    let out = env.cli("desired-state show").output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let last = cut.lines().last().unwrap();
+    assert!(
+        shown.contains(&format!("\n{last}\nversions, newest first:\n")),
+        "{shown}"
+    );
     assert!(doc.get("id").is_none(), "the normative place only");
     let fetched = run(Command::new("curl")
         .arg("-sf")

@@ -5,8 +5,11 @@
 //! `app`), an app folder in the work tree, a prepared package (its output folder or
 //! `.tar.gz`, with the `margo.yaml` beside it), or a published package reference (its
 //! compose archive is fetched, digest checked; image archives inside are skipped). A
-//! package's compose file pins every image by digest, so image digests show there. Compared: the app version and its catalog resource
-//! files, services added or removed, and per service its image as written, ports,
+//! package's compose file pins every image by digest; an app folder's tags are looked up
+//! with `--resolve` (always in the pull-request review; [`crate::package::pins`]), so a tag
+//! that moved shows as a change, and a digest known on one side only is none. Compared: the
+//! app version and its catalog resource files, services added or removed, and per service
+//! its image (name:tag@digest), ports,
 //! environment (inline and from env files; the values of keys that look secret are never
 //! shown, only that they changed) and the files it uses (env files, configs, relative bind
 //! mounts) whose content changed.
@@ -31,11 +34,28 @@ use crate::package::descriptor::Descriptor;
 /// One service as a device runs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ServiceView {
+    /// The image as the compose file names it, without a digest.
     pub image: Option<String>,
+    /// The digest it runs: pinned in a package's compose file, or resolved by
+    /// [`crate::package::pins`]; unknown otherwise.
+    pub digest: Option<String>,
+    /// The service has a `build:` section: its image is built, not pulled.
+    pub built: bool,
     pub ports: Vec<String>,
     pub environment: BTreeMap<String, String>,
     /// Files the service uses, by path in the app folder: their digests.
     pub files: BTreeMap<String, String>,
+}
+
+impl ServiceView {
+    /// `image@digest` when the digest is known, else the image as written.
+    pub fn pinned(&self) -> Option<String> {
+        let image = self.image.as_ref()?;
+        Some(match &self.digest {
+            Some(d) => format!("{image}@{d}"),
+            None => image.clone(),
+        })
+    }
 }
 
 /// An app folder as the diff sees it.
@@ -69,6 +89,9 @@ pub struct AppDiff {
     pub removed: Vec<String>,
     /// Services in both, with what changed in each.
     pub changed: BTreeMap<String, Vec<Change>>,
+    /// What the diff could not tell (an image whose digest was not resolved, and why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl AppDiff {
@@ -203,8 +226,17 @@ fn view(read: &Reader, read_margo: &Reader, where_: &str, label: &str) -> Result
     let mut services = BTreeMap::new();
     if let Some(map) = compose.get("services").and_then(Value::as_mapping) {
         for (name, s) in map {
+            let (image, pin) = match s.get("image").map(scalar) {
+                Some(i) => match i.split_once('@') {
+                    Some((name, d)) => (Some(name.to_string()), Some(d.to_string())),
+                    None => (Some(i), None),
+                },
+                None => (None, None),
+            };
             let mut view = ServiceView {
-                image: s.get("image").map(scalar),
+                image,
+                digest: pin,
+                built: s.get("build").is_some(),
                 ports: s
                     .get("ports")
                     .and_then(Value::as_sequence)
@@ -427,11 +459,13 @@ pub fn diff(a: &AppView, b: &AppView) -> AppDiff {
             continue;
         };
         let mut changes = Vec::new();
-        if old.image != new.image {
+        // A digest known on one side only says nothing about a change.
+        let moved = matches!((&old.digest, &new.digest), (Some(a), Some(b)) if a != b);
+        if old.image != new.image || moved {
             changes.push(Change {
                 what: "image".into(),
-                old: old.image.clone(),
-                new: new.image.clone(),
+                old: old.pinned(),
+                new: new.pinned(),
             });
         }
         for p in old.ports.iter().filter(|p| !new.ports.contains(p)) {
@@ -490,6 +524,9 @@ pub fn render_text(d: &AppDiff) -> String {
     }
     if d.is_empty() {
         s.push_str("no change on the device\n");
+    }
+    for n in &d.notes {
+        let _ = writeln!(s, "note: {n}");
     }
     s
 }

@@ -8,7 +8,8 @@
 //! - [`prepare`]: `package prepare`;
 //! - [`plan`]: what publishing writes, in order, from the descriptor alone;
 //! - [`publish`]: `package publish`, the plan executed; [`show`]: `package show`;
-//! - [`diff`]: `package diff`, what changes on a device between two versions of the app.
+//! - [`diff`]: `package diff`, what changes on a device between two versions of the app;
+//!   [`pins`]: the image digests it compares, from a published package or looked up now.
 
 pub mod archive;
 pub mod compose;
@@ -16,6 +17,7 @@ pub mod descriptor;
 pub mod diff;
 pub mod gzip;
 pub mod image;
+pub mod pins;
 pub mod plan;
 pub mod prepare;
 pub mod publish;

@@ -371,6 +371,21 @@ impl Fixtures {
     pub fn oci(&self, tag: &str) -> String {
         format!("oci:{}:{tag}", self.layout.display())
     }
+
+    /// The digest of the manifest (or index) the layout tags `tag`.
+    pub fn digest(&self, tag: &str) -> String {
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.layout.join("index.json")).unwrap())
+                .unwrap();
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == tag)
+            .and_then(|e| e["digest"].as_str())
+            .unwrap()
+            .to_string()
+    }
 }
 
 pub fn fixtures() -> &'static Fixtures {

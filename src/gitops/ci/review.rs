@@ -8,12 +8,15 @@ use crate::desired::diff::{self, Diff, Side};
 use crate::desired::package;
 use crate::desired::pipeline::{self, RenderRequest, Workspace};
 use crate::desired::render::{self, RenderOptions, Rendered};
+use crate::desired::source::Source;
 use crate::error::{Error, Result};
 use crate::gitops::github::{CommentOutcome, GitHub};
 use crate::gitops::hook::{self, Finding, Update};
 use crate::margo::validate::{Problem, Report};
 use crate::oci::reference::Target;
 use crate::oci::store::{Connect, Store};
+use crate::package::diff::{diff, read_app, read_side, AppDiff, AppView};
+use crate::package::pins;
 
 /// The hidden marker that finds our pull-request comment again.
 pub const COMMENT_MARKER: &str = "<!-- margo-gitops:desired-state-diff -->";
@@ -27,7 +30,7 @@ pub struct Review {
     /// merge would be refused, so the pull request learns it now.
     pub version_bump: Option<Finding>,
     /// What changes on the devices, when the app folder changed.
-    pub app_diff: Option<crate::package::diff::AppDiff>,
+    pub app_diff: Option<AppDiff>,
     /// Problems in the pull request's commits (deployment documents, the rendering).
     pub findings: Vec<Finding>,
     pub comparison: Comparison,
@@ -72,7 +75,7 @@ pub(super) async fn on_pull_request(
     };
     let findings = hook::pre_push(repo, "origin", &[update], false, &connect).await?;
     let comparison = compare(ws, opts, &connect, &base, &head).await?;
-    let app_diff = app_changes(ws, &base, &head)?;
+    let app_diff = app_changes(ws, opts, &connect, &base, &head).await?;
     let version_bump = match &app_diff {
         // The app changed, its version did not.
         Some(d) if d.version.is_none() => stale_version(ws, opts, &connect, &head).await?,
@@ -129,11 +132,16 @@ async fn compare(
 }
 
 /// What changes on the devices between `base` and `head`, when the app folder changed.
-fn app_changes(
+/// Images show with their digests: each side's from the package published for its
+/// version (the head's only when it names another version than the base), else looked up
+/// in the images' registries now, as `package prepare` would pin them.
+async fn app_changes(
     ws: &Workspace,
+    opts: &CiOptions,
+    connect: &Connect,
     base: &str,
     head: &str,
-) -> Result<Option<crate::package::diff::AppDiff>> {
+) -> Result<Option<AppDiff>> {
     let repo = ws.repo("margo-gitops ci")?;
     let (old, new) = (ws.source(Some(base))?, ws.source(Some(head))?);
     let app_of = |source| -> Result<std::path::PathBuf> {
@@ -146,7 +154,6 @@ fn app_changes(
     if repo.entry_id(base, &old_app)? == repo.entry_id(head, &new_app)? {
         return Ok(None);
     }
-    use crate::package::diff::{diff, read_app, AppView};
     // A side without a readable app (added or broken in the pull request, which the other
     // checks report) counts as an app with nothing in it.
     let view = |source, app, rev| {
@@ -155,10 +162,23 @@ fn app_changes(
             ..Default::default()
         })
     };
-    Ok(Some(diff(
-        &view(&old, &old_app, base),
-        &view(&new, &new_app, head),
-    )))
+    let mut old_view = view(&old, &old_app, base);
+    let mut new_view = view(&new, &new_app, head);
+    let archives = opts.images.iter().map(|(s, _)| s.clone()).collect();
+    let base_version = old_view.version.clone();
+    let mut notes = Vec::new();
+    for (rev, side) in [(base, &mut old_view), (head, &mut new_view)] {
+        // The head's version, when the base has it too, was published with other content.
+        if rev == base || side.version != base_version {
+            if let Some(published) = published_view(ws, opts, connect, rev).await {
+                pins::take_published(side, &published);
+            }
+        }
+        notes.extend(pins::resolve(side, &opts.platform, connect, &archives).await);
+    }
+    let mut d = diff(&old_view, &new_view);
+    d.notes = notes;
+    Ok(Some(d))
 }
 
 /// Called when the app folder changed and its `margo.yaml` kept its version: a finding at
@@ -182,9 +202,7 @@ async fn stale_version(
     let Some(version) = doc["metadata"]["version"].as_str().map(str::to_string) else {
         return Ok(None);
     };
-    let (package_repo, _) = repositories(opts, &config, &source)?;
-    config.package_repository = Some(package_repo);
-    let reference = pipeline::package_ref(&source, &config, None)?;
+    let reference = package_reference(&source, opts, &mut config)?;
     let target = Target::parse(&reference)?;
     let store = Store::open(&target.repo, connect).await?;
     let tag = target.tag.clone().unwrap_or_default();
@@ -205,6 +223,28 @@ async fn stale_version(
     }))
 }
 
+/// The package reference of the app's version as `source` has it, with the repository the
+/// action's inputs or `config` name (written into `config`).
+fn package_reference(source: &Source, opts: &CiOptions, config: &mut Config) -> Result<String> {
+    let (package_repo, _) = repositories(opts, config, source)?;
+    config.package_repository = Some(package_repo);
+    pipeline::package_ref(source, config, None)
+}
+
+/// The package published for the app's version at `rev`, as the diff sees it; `None`
+/// when there is none or it cannot be read (the diff then looks images up itself).
+async fn published_view(
+    ws: &Workspace,
+    opts: &CiOptions,
+    connect: &Connect,
+    rev: &str,
+) -> Option<AppView> {
+    let source = ws.source(Some(rev)).ok()?;
+    let mut config = Config::load(&source).ok()?;
+    let reference = package_reference(&source, opts, &mut config).ok()?;
+    read_side(ws, &reference, connect).await.ok()
+}
+
 /// Renders at `rev`; a package not published yet renders with placeholder digests.
 async fn render_for_review(
     ws: &Workspace,
@@ -214,9 +254,7 @@ async fn render_for_review(
 ) -> Result<(Side, Vec<Rendered>, Option<String>)> {
     let source = ws.source(Some(rev))?;
     let mut config = Config::load(&source)?;
-    let (package_repo, _) = repositories(opts, &config, &source)?;
-    config.package_repository = Some(package_repo);
-    let reference = pipeline::package_ref(&source, &config, None)?;
+    let reference = package_reference(&source, opts, &mut config)?;
     let req = RenderRequest {
         at: Some(rev.to_string()),
         options: RenderOptions::default(),

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::oci::blocking;
 use crate::oci::digest::Digest;
 use crate::oci::layout::LayoutStore;
+use crate::oci::manifest::Manifest;
 use crate::oci::reference::{Repo, Target};
 use crate::oci::store::{Connect, Store};
 use crate::package::image::platform::{check_platform, pick_platform, Platform};
@@ -29,28 +30,9 @@ pub(crate) async fn resolve(
     cache: &LayoutStore,
 ) -> Result<(ResolvedImage, Remote)> {
     let target = Target::parse(reference)?;
-    let selector = target.selector().unwrap_or_else(|| "latest".into());
     let store = Store::open(&target.repo, connect).await?;
     let what = format!("image {reference}");
-    let mut manifest = store
-        .manifest(&selector)
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            what: format!("image {reference} (looked up as {target})"),
-            hint: Some(
-                "check the name and tag, or build it and pass --image SERVICE=ARCHIVE".into(),
-            ),
-        })?;
-    if manifest.is_index() {
-        let desc = pick_platform(&manifest, platform, &what)?;
-        manifest = store
-            .manifest(&desc.digest)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                what: format!("manifest {} listed by {reference}", desc.digest),
-                hint: None,
-            })?;
-    }
+    let manifest = platform_manifest(&store, &target, reference, platform).await?;
     let image = manifest.image()?;
     let config_digest: Digest = image.config.digest.parse()?;
     if !cache.has_blob(&config_digest) {
@@ -87,6 +69,50 @@ pub(crate) async fn resolve(
         },
     };
     Ok((resolved, Remote { store, missing }))
+}
+
+/// The manifest `reference` names for `platform`: itself, or the one its index lists.
+async fn platform_manifest(
+    store: &Store,
+    target: &Target,
+    reference: &str,
+    platform: &Platform,
+) -> Result<Manifest> {
+    let selector = target.selector().unwrap_or_else(|| "latest".into());
+    let manifest = store
+        .manifest(&selector)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: format!("image {reference} (looked up as {target})"),
+            hint: Some(
+                "check the name and tag, or build it and pass --image SERVICE=ARCHIVE".into(),
+            ),
+        })?;
+    if !manifest.is_index() {
+        return Ok(manifest);
+    }
+    let desc = pick_platform(&manifest, platform, &format!("image {reference}"))?;
+    store
+        .manifest(&desc.digest)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: format!("manifest {} listed by {reference}", desc.digest),
+            hint: None,
+        })
+}
+
+/// The digest `package prepare` would pin `reference` to for `platform`, read from its
+/// registry now (manifests only, no blob is fetched).
+pub(crate) async fn pin_digest(
+    reference: &str,
+    platform: &Platform,
+    connect: &Connect,
+) -> Result<Digest> {
+    let target = Target::parse(reference)?;
+    let store = Store::open(&target.repo, connect).await?;
+    Ok(platform_manifest(&store, &target, reference, platform)
+        .await?
+        .digest)
 }
 
 /// Fetches the missing layers of every image into the cache, as many at once as the

@@ -245,6 +245,16 @@ pub struct PackageDiffArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Look up, in their registries, the digests of images an app folder names by tag (as
+    /// `package prepare` would pin them), so that a tag that moved shows as a change.
+    #[arg(long)]
+    pub resolve: bool,
+
+    /// The platform whose manifest `--resolve` looks up in multi-platform images.
+    #[arg(long, default_value = "linux/amd64", env = "MARGO_GITOPS_PLATFORM",
+          value_parser = parse_platform)]
+    pub platform: Platform,
+
     #[command(flatten)]
     pub registry: RegistryArgs,
 }

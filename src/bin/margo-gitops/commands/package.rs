@@ -89,16 +89,25 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<()> {
 }
 
 pub async fn diff(a: PackageDiffArgs) -> anyhow::Result<()> {
-    use margo_gitops::package::diff;
+    use margo_gitops::package::{diff, pins};
     let ws = Workspace::discover()?;
     let connect = connect(&a.registry)?;
-    let old = diff::read_side(&ws, &a.old, &connect)
+    let mut old = diff::read_side(&ws, &a.old, &connect)
         .await
         .context("package diff")?;
-    let new = diff::read_side(&ws, &a.new, &connect)
+    let mut new = diff::read_side(&ws, &a.new, &connect)
         .await
         .context("package diff")?;
-    report::package::diffed(&diff::diff(&old, &new), a.json)?;
+    let mut notes = Vec::new();
+    if a.resolve {
+        let none = Default::default();
+        for side in [&mut old, &mut new] {
+            notes.extend(pins::resolve(side, &a.platform, &connect, &none).await);
+        }
+    }
+    let mut d = diff::diff(&old, &new);
+    d.notes = notes;
+    report::package::diffed(&d, a.json)?;
     Ok(())
 }
 
