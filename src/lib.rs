@@ -14,6 +14,7 @@
 //! | [`package`] | compose apps and images turned into packages, published and shown |
 //! | [`desired`] | the desired state: config, rendering, versions and `desired`, diffs |
 //! | [`gitops`] | git history mirrored, the hooks, the GitHub Action's job |
+//! | [`device`] | the device end: following `desired`, verifying, running on a Docker engine |
 //!
 //! Where new things go: a new command is a function in the binary's `commands` over a
 //! library function that returns data, and its words in the binary's `report`; a new
@@ -22,6 +23,7 @@
 //! belongs in [`oci::registry`], behind [`oci::store::Store`], so nothing above sees it.
 
 pub mod desired;
+pub mod device;
 pub mod error;
 pub mod git;
 pub mod gitops;

@@ -9,6 +9,7 @@ mod app_diff;
 mod build;
 mod ci;
 mod desired;
+mod device;
 mod errors;
 mod hooks;
 mod interop;

@@ -21,9 +21,9 @@ pub(crate) const BUILTIN: [(&str, &str, &str); 2] = [
     ),
 ];
 
-/// A string as a YAML plain scalar when it reads back as that same string (`siteId`,
-/// `ENV.SITE_ID`, a UUID), else quoted (JSON is YAML): safe as a key or a value, whatever
-/// the string holds, and readable where it is harmless.
+/// A string as a YAML plain scalar when it reads back as that same string in YAML 1.2 and
+/// 1.1 (`siteId`, `ENV.SITE_ID`, a UUID), else quoted (JSON is YAML): safe as a key or a
+/// value, whatever the string holds, and readable where it is harmless.
 fn scalar(s: String) -> String {
     let simple = !s.is_empty()
         && !s.starts_with(['-', '.'])
@@ -33,7 +33,7 @@ fn scalar(s: String) -> String {
         serde_norway::from_str::<serde_norway::Value>(&s),
         Ok(serde_norway::Value::String(ref t)) if *t == s
     );
-    if simple && reads_back {
+    if simple && reads_back && crate::package::yaml::plain_everywhere(&s) {
         s
     } else {
         serde_json::to_string(&s).expect("a string is JSON")

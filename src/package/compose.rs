@@ -205,9 +205,7 @@ impl ComposeApp {
             service.insert(Value::from("image"), Value::from(pinned.as_str()));
             service.shift_remove("build");
         }
-        let body = serde_norway::to_string(&doc).map_err(|e| {
-            Error::invalid_file(&self.file, None, format!("cannot write back: {e}"))
-        })?;
+        let body = crate::package::yaml::to_string(&doc);
         let source = self
             .file
             .file_name()

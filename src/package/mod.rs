@@ -4,6 +4,7 @@
 //! - [`compose`]: the compose app folder, checked and pinned;
 //! - [`image`]: container images resolved to one platform and written as archives;
 //! - [`archive`]: reproducible tar streams; [`gzip`]: parallel, reproducible gzip;
+//! - [`yaml`]: compose files written so YAML 1.1 and 1.2 readers read the same values;
 //! - [`descriptor`]: what `prepare` writes beside the archive and `publish` reads;
 //! - [`prepare`]: `package prepare`;
 //! - [`plan`]: what publishing writes, in order, from the descriptor alone;
@@ -22,3 +23,4 @@ pub mod plan;
 pub mod prepare;
 pub mod publish;
 pub mod show;
+pub mod yaml;

@@ -20,7 +20,7 @@ use crate::signing::refusal::Refusal;
 use crate::signing::signer::open_subject;
 use crate::signing::sigstore::bundle::Bundle;
 use crate::signing::sigstore::trust::{Trust, TrustedRoot};
-use crate::signing::sigstore::verify::Policy;
+use crate::signing::sigstore::verify::{Match, Policy};
 
 /// What a signature must satisfy.
 pub enum Requirement {
@@ -33,6 +33,84 @@ pub enum Requirement {
     },
     /// An OpenPGP signature of the archive by this key (`--pgp-key`).
     Pgp(PathBuf),
+}
+
+/// A requirement as the command line or a device's `policy.yaml` spells it: a key, an
+/// OpenPGP key, or a keyless identity and issuer (each exact or an anchored regex) with the
+/// trust config to check them against.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequirementSpec {
+    pub key: Option<PathBuf>,
+    pub pgp_key: Option<PathBuf>,
+    pub certificate_identity: Option<String>,
+    pub certificate_identity_regexp: Option<String>,
+    pub certificate_oidc_issuer: Option<String>,
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    pub trust_config: Option<PathBuf>,
+}
+
+impl RequirementSpec {
+    /// True when it names nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.key.is_none()
+            && self.pgp_key.is_none()
+            && self.certificate_identity.is_none()
+            && self.certificate_identity_regexp.is_none()
+            && self.certificate_oidc_issuer.is_none()
+            && self.certificate_oidc_issuer_regexp.is_none()
+    }
+
+    /// Relative paths taken from `dir` (a policy file's folder).
+    pub fn relative_to(mut self, dir: &std::path::Path) -> Self {
+        for p in [&mut self.key, &mut self.pgp_key, &mut self.trust_config]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
+        self
+    }
+
+    pub fn requirement(&self) -> Result<Requirement> {
+        if let Some(key) = &self.key {
+            return Ok(Requirement::Key(key.clone()));
+        }
+        if let Some(key) = &self.pgp_key {
+            return Ok(Requirement::Pgp(key.clone()));
+        }
+        let pick = |exact: &Option<String>, regex: &Option<String>| -> Result<Option<Match>> {
+            match (exact, regex) {
+                (Some(e), _) => Ok(Some(Match::Exact(e.clone()))),
+                (None, Some(r)) => Match::regex(r).map(Some),
+                (None, None) => Ok(None),
+            }
+        };
+        let identity = pick(
+            &self.certificate_identity,
+            &self.certificate_identity_regexp,
+        )?;
+        let issuer = pick(
+            &self.certificate_oidc_issuer,
+            &self.certificate_oidc_issuer_regexp,
+        )?;
+        match (identity, issuer) {
+            (Some(identity), Some(issuer)) => Ok(Requirement::Identity {
+                policy: Policy { identity, issuer },
+                trust_config: self.trust_config.clone(),
+            }),
+            (Some(_), None) => Err(Error::Usage(
+                "name the OIDC issuer too: --certificate-oidc-issuer URL (or --certificate-oidc-issuer-regexp)".into(),
+            )),
+            _ => Err(Error::Usage(
+                "name who must have signed: --certificate-identity ID --certificate-oidc-issuer URL \
+                 (keyless), --key PUB, or --pgp-key PUB"
+                    .into(),
+            )),
+        }
+    }
 }
 
 enum Check {

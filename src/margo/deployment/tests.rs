@@ -2,7 +2,7 @@ use crate::margo::validate::validate_text;
 use std::path::Path;
 
 /// The normative form, as the shipped `margo` template writes it.
-const GOOD: &str = "apiVersion: application.margo.org/v1alpha1
+pub(crate) const GOOD: &str = "apiVersion: application.margo.org/v1alpha1
 kind: ApplicationDeployment
 metadata:
   annotations:

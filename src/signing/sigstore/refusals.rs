@@ -365,3 +365,43 @@ fn who_signed() {
     });
     refused(&no_issuer, &no_issuer.bundle, Refusal::NoIssuer);
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Random bytes, and a valid bundle's JSON with bytes changed, through the bundle
+        /// reader and the whole verifier: never a panic, and nothing changed is accepted
+        /// unless the change left the JSON meaning the same (whitespace, say).
+        #[test]
+        fn the_bundle_reader_and_verifier_take_any_input(
+            noise in proptest::collection::vec(any::<u8>(), 0..1024),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        ) {
+            let f = fixture();
+            if let Ok(b) = Bundle::parse(&noise) {
+                prop_assert!(check(f, &b).is_err());
+            }
+            let json = f.bundle.to_json();
+            let mut bytes = json.clone();
+            for (at, byte) in flips {
+                let i = at % bytes.len();
+                bytes[i] = byte;
+            }
+            if let Ok(b) = Bundle::parse(&bytes) {
+                if check(f, &b).is_ok() {
+                    prop_assert_eq!(b.to_json(), json, "a changed bundle verified");
+                }
+            }
+        }
+    }
+
+    /// One fixture for every case (making one signs and logs).
+    fn fixture() -> &'static Fixture {
+        static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+        F.get_or_init(Fixture::new)
+    }
+}

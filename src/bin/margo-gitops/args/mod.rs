@@ -2,8 +2,10 @@
 //! The package commands' arguments are in [`package`]; the rest, and what several
 //! commands share (registry access, rendering, signing's parsers), here.
 
+mod device;
 mod package;
 
+pub use device::*;
 pub use package::*;
 
 use std::path::PathBuf;
@@ -44,6 +46,9 @@ pub enum Command {
     /// What the GitHub Action runs: publish on push, review a pull request, backfill on
     /// workflow_dispatch (reads GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, GITHUB_SHA, …).
     Ci(CiArgs),
+    /// On the device: follow `desired`, verify, and run the app on this Docker engine.
+    #[command(subcommand)]
+    Device(Device),
 }
 
 #[derive(Debug, Args)]

@@ -67,52 +67,8 @@ pub struct SigningArgs {
 pub struct VerifyArgs {
     /// The package: `registry/name:tag`, `…@sha256:…` or `oci-layout:PATH:tag`.
     pub reference: String,
-    /// The public key (PEM) a key signature must verify with.
-    #[arg(long, value_name = "PUB", help_heading = "Signer",
-          conflicts_with_all = ["certificate_identity", "certificate_identity_regexp", "pgp_key"])]
-    pub key: Option<PathBuf>,
-
-    /// The armored OpenPGP public key the archive's detached signature must verify with.
-    #[arg(long, value_name = "PUB", help_heading = "Signer",
-          conflicts_with_all = ["certificate_identity", "certificate_identity_regexp"])]
-    pub pgp_key: Option<PathBuf>,
-
-    /// The identity the keyless signature's certificate must name (e.g.
-    /// `https://github.com/OWNER/REPO/.github/workflows/publish.yml@refs/heads/main`).
-    #[arg(long, value_name = "IDENTITY", help_heading = "Signer")]
-    pub certificate_identity: Option<String>,
-
-    /// A regular expression the whole certified identity must match.
-    #[arg(
-        long,
-        value_name = "REGEX",
-        help_heading = "Signer",
-        conflicts_with = "certificate_identity"
-    )]
-    pub certificate_identity_regexp: Option<String>,
-
-    /// The OIDC issuer that must have vouched for the identity (e.g.
-    /// `https://token.actions.githubusercontent.com`).
-    #[arg(long, value_name = "URL", help_heading = "Signer")]
-    pub certificate_oidc_issuer: Option<String>,
-
-    /// A regular expression the whole OIDC issuer must match.
-    #[arg(
-        long,
-        value_name = "REGEX",
-        help_heading = "Signer",
-        conflicts_with = "certificate_oidc_issuer"
-    )]
-    pub certificate_oidc_issuer_regexp: Option<String>,
-
-    /// Sigstore client trust config or trusted root (JSON) to verify keyless signatures with.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "SIGSTORE_TRUST_CONFIG",
-        help_heading = "Signer"
-    )]
-    pub trust_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub signer: SignerArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -265,4 +221,69 @@ pub enum FormatArg {
     Margo,
     /// The seed PoC's package artifact and media types.
     Poc,
+}
+
+/// Who must have signed a package: a key, an OpenPGP key, or a keyless identity.
+#[derive(Debug, Args)]
+pub struct SignerArgs {
+    /// The public key (PEM) a key signature must verify with.
+    #[arg(long, value_name = "PUB", help_heading = "Signer",
+          conflicts_with_all = ["certificate_identity", "certificate_identity_regexp", "pgp_key"])]
+    pub key: Option<PathBuf>,
+
+    /// The armored OpenPGP public key the archive's detached signature must verify with.
+    #[arg(long, value_name = "PUB", help_heading = "Signer",
+          conflicts_with_all = ["certificate_identity", "certificate_identity_regexp"])]
+    pub pgp_key: Option<PathBuf>,
+
+    /// The identity the keyless signature's certificate must name (e.g.
+    /// `https://github.com/OWNER/REPO/.github/workflows/publish.yml@refs/heads/main`).
+    #[arg(long, value_name = "IDENTITY", help_heading = "Signer")]
+    pub certificate_identity: Option<String>,
+
+    /// A regular expression the whole certified identity must match.
+    #[arg(
+        long,
+        value_name = "REGEX",
+        help_heading = "Signer",
+        conflicts_with = "certificate_identity"
+    )]
+    pub certificate_identity_regexp: Option<String>,
+
+    /// The OIDC issuer that must have vouched for the identity (e.g.
+    /// `https://token.actions.githubusercontent.com`).
+    #[arg(long, value_name = "URL", help_heading = "Signer")]
+    pub certificate_oidc_issuer: Option<String>,
+
+    /// A regular expression the whole OIDC issuer must match.
+    #[arg(
+        long,
+        value_name = "REGEX",
+        help_heading = "Signer",
+        conflicts_with = "certificate_oidc_issuer"
+    )]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+
+    /// Sigstore client trust config or trusted root (JSON) to verify keyless signatures with.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SIGSTORE_TRUST_CONFIG",
+        help_heading = "Signer"
+    )]
+    pub trust_config: Option<PathBuf>,
+}
+
+impl SignerArgs {
+    pub fn spec(&self) -> margo_gitops::signing::verify::RequirementSpec {
+        margo_gitops::signing::verify::RequirementSpec {
+            key: self.key.clone(),
+            pgp_key: self.pgp_key.clone(),
+            certificate_identity: self.certificate_identity.clone(),
+            certificate_identity_regexp: self.certificate_identity_regexp.clone(),
+            certificate_oidc_issuer: self.certificate_oidc_issuer.clone(),
+            certificate_oidc_issuer_regexp: self.certificate_oidc_issuer_regexp.clone(),
+            trust_config: self.trust_config.clone(),
+        }
+    }
 }

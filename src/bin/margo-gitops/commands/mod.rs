@@ -3,6 +3,7 @@
 //! commands share (registry access, signing, rendering) are here.
 
 mod desired;
+mod device;
 mod gitops;
 mod package;
 
@@ -18,7 +19,7 @@ use margo_gitops::signing::mode::{SignMode, SignOptions};
 use margo_gitops::signing::sigstore::client::TokenSource;
 
 use crate::args::{
-    Command, DesiredState, Hook, Key, Package, RegistryArgs, SigningArgs, TemplateArgs,
+    Command, DesiredState, Device, Hook, Key, Package, RegistryArgs, SigningArgs, TemplateArgs,
 };
 
 /// Runs the command the command line names.
@@ -43,6 +44,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Hook(Hook::Uninstall) => gitops::uninstall(),
         Command::Key(Key::Generate { prefix }) => package::generate_key(&prefix),
         Command::Ci(a) => gitops::ci(a).await,
+        Command::Device(Device::Sync(a)) => device::sync(a).await,
+        Command::Device(Device::Watch(a)) => device::watch(a).await,
     }
 }
 

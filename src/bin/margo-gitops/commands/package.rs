@@ -10,8 +10,7 @@ use margo_gitops::package::prepare::{self, PrepareOptions};
 use margo_gitops::package::publish::{self, PublishOptions};
 use margo_gitops::package::show;
 use margo_gitops::signing::mode::SignMode;
-use margo_gitops::signing::sigstore::verify::{Match, Policy};
-use margo_gitops::signing::verify::{self, Requirement};
+use margo_gitops::signing::verify;
 use margo_gitops::signing::{keys, signer};
 use margo_gitops::Error;
 
@@ -126,7 +125,7 @@ pub async fn sign(a: SignArgs) -> anyhow::Result<()> {
 }
 
 pub async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
-    let requirement = requirement(&a)?;
+    let requirement = a.signer.spec().requirement()?;
     let verified = verify::verify(&a.reference, &requirement, &connect(&a.registry)?)
         .await
         .with_context(|| format!("package verify {}", a.reference))?;
@@ -135,42 +134,6 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<()> {
 }
 
 /// What `package verify` requires of a signature: a key, or an identity and its issuer.
-fn requirement(a: &VerifyArgs) -> margo_gitops::Result<Requirement> {
-    if let Some(key) = &a.key {
-        return Ok(Requirement::Key(key.clone()));
-    }
-    if let Some(key) = &a.pgp_key {
-        return Ok(Requirement::Pgp(key.clone()));
-    }
-    let pick =
-        |exact: &Option<String>, regex: &Option<String>| -> margo_gitops::Result<Option<Match>> {
-            match (exact, regex) {
-                (Some(e), _) => Ok(Some(Match::Exact(e.clone()))),
-                (None, Some(r)) => Match::regex(r).map(Some),
-                (None, None) => Ok(None),
-            }
-        };
-    let identity = pick(&a.certificate_identity, &a.certificate_identity_regexp)?;
-    let issuer = pick(
-        &a.certificate_oidc_issuer,
-        &a.certificate_oidc_issuer_regexp,
-    )?;
-    match (identity, issuer) {
-        (Some(identity), Some(issuer)) => Ok(Requirement::Identity {
-            policy: Policy { identity, issuer },
-            trust_config: a.trust_config.clone(),
-        }),
-        (Some(_), None) => Err(Error::Usage(
-            "name the OIDC issuer too: --certificate-oidc-issuer URL (or --certificate-oidc-issuer-regexp)".into(),
-        )),
-        _ => Err(Error::Usage(
-            "name who must have signed: --certificate-identity ID --certificate-oidc-issuer URL \
-             (keyless), --key PUB, or --pgp-key PUB"
-                .into(),
-        )),
-    }
-}
-
 pub fn generate_key(prefix: &Path) -> anyhow::Result<()> {
     let (key, public) = keys::generate(prefix)?;
     report::package::key_generated(&key, &public)?;

@@ -4,6 +4,7 @@
 
 pub mod ci;
 pub mod desired;
+pub mod device;
 pub mod gitops;
 pub mod package;
 

@@ -1,0 +1,284 @@
+//! One deployment brought to what its document says, or taken down. Installing works in
+//! two halves so that a failure leaves what runs now running: first every component's
+//! package is verified against the trust policy, fetched by the verified digest, unpacked
+//! into the staging folder and its images loaded and tagged (nothing that runs is
+//! touched); then each component's folder is renamed into place and its project brought
+//! up. When `up` fails, the previous folder comes back and is brought up again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::device::engine::{Compose, Engine};
+use crate::device::project;
+use crate::device::read::{Component, Deployment};
+use crate::device::state::{AppliedComponent, AppliedDeployment, StateDir};
+use crate::device::unpack::{self, Limits};
+use crate::error::{Error, Result};
+use crate::oci::blocking;
+use crate::oci::manifest::compose_layer;
+use crate::oci::reference::Target;
+use crate::oci::store::{Connect, Store};
+use crate::package::compose::COMPOSE_NAMES;
+use crate::signing::verify::{self, Requirement};
+
+/// Why a deployment failed: a code for its status manifest, the component at fault.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: &'static str,
+    pub component: Option<String>,
+    pub error: Error,
+}
+
+type Step<T> = std::result::Result<T, Box<Failure>>;
+
+fn at<T>(code: &'static str, component: &str, r: Result<T>) -> Step<T> {
+    r.map_err(|error| {
+        Box::new(Failure {
+            code,
+            component: Some(component.to_string()),
+            error,
+        })
+    })
+}
+
+/// What installing needs besides the deployment.
+pub struct Context<'a> {
+    pub state: &'a StateDir,
+    pub requirement: &'a Requirement,
+    pub connect: &'a Connect,
+    pub limits: Limits,
+    pub engine: &'a Engine,
+    pub compose: &'a Compose,
+}
+
+/// A component ready to be swapped in: its app folder in the staging folder.
+struct Staged<'c> {
+    component: &'c Component,
+    app_dir: PathBuf,
+    package: String,
+}
+
+/// Installs (or updates) `d`; `previous` is what ran before, if anything.
+pub async fn install(
+    cx: &Context<'_>,
+    d: &Deployment,
+    previous: Option<&AppliedDeployment>,
+) -> Step<AppliedDeployment> {
+    let staging = at("E_STATE", "", cx.state.staging())?;
+    let mut staged = Vec::new();
+    for c in &d.components {
+        staged.push(stage(cx, c, staging.path()).await?);
+    }
+    let dir = cx.state.deployment_dir(&d.id);
+    let mut components = BTreeMap::new();
+    for s in staged {
+        let project = project_name(&d.name, &s.component.name);
+        let dest = dir.join(&s.component.name);
+        at(
+            "E_COMPOSE",
+            &s.component.name,
+            swap_in(cx.compose, &project, &s.app_dir, &dest, staging.path()),
+        )?;
+        components.insert(
+            s.component.name.clone(),
+            AppliedComponent {
+                package: s.package,
+                project,
+            },
+        );
+    }
+    // Components the new document no longer has.
+    for (name, c) in previous.map(|p| &p.components).into_iter().flatten() {
+        if !components.contains_key(name) {
+            at(
+                "E_COMPOSE",
+                name,
+                take_down(cx.compose, &c.project, &dir.join(name)),
+            )?;
+        }
+    }
+    Ok(AppliedDeployment {
+        name: d.name.clone(),
+        document: d.document.clone(),
+        components,
+    })
+}
+
+/// Verifies, fetches, unpacks and loads one component's package into `staging`.
+async fn stage<'c>(cx: &Context<'_>, c: &'c Component, staging: &Path) -> Step<Staged<'c>> {
+    let name = &c.name;
+    let verified = at(
+        "E_VERIFY",
+        name,
+        verify::verify(&c.package, cx.requirement, cx.connect).await,
+    )?;
+    let target = at("E_FETCH", name, Target::parse(&c.package))?;
+    let package = format!("{}@{}", target.repo, verified.digest);
+    let fetched = async {
+        let store = Store::open(&target.repo, cx.connect).await?;
+        let manifest = store
+            .manifest(verified.digest.as_str())
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("package {package}"),
+                hint: None,
+            })?;
+        let layer = compose_layer(&manifest)?
+            .ok_or_else(|| Error::invalid(format!("{package} holds no compose archive")))?;
+        let archive = staging.join(format!("{name}.tar.gz"));
+        store.fetch_blob_to_file(&layer, &archive).await?;
+        Ok(archive)
+    };
+    let archive = at("E_FETCH", name, fetched.await)?;
+    let root = staging.join(name);
+    at(
+        "E_UNPACK",
+        name,
+        blocking(|| unpack::unpack_file(&archive, &root, cx.limits)),
+    )?;
+    let _ = std::fs::remove_file(&archive);
+    let unpacked = at("E_UNPACK", name, project::open(&root))?;
+    let text = at(
+        "E_UNPACK",
+        name,
+        std::fs::read_to_string(&unpacked.compose_file)
+            .map_err(Error::io("read", &unpacked.compose_file)),
+    )?;
+    let locals = at(
+        "E_IMAGE",
+        name,
+        load_images(cx.engine, &unpacked, &text).await,
+    )?;
+    let rewritten = at(
+        "E_UNPACK",
+        name,
+        project::rewrite(&text, &locals, &c.environment),
+    )?;
+    at(
+        "E_UNPACK",
+        name,
+        std::fs::write(&unpacked.compose_file, rewritten)
+            .map_err(Error::io("write", &unpacked.compose_file)),
+    )?;
+    Ok(Staged {
+        component: c,
+        app_dir: unpacked.dir,
+        package,
+    })
+}
+
+/// Loads every image archive, tags each under its local name, removes the archive;
+/// returns manifest digest → local reference.
+async fn load_images(
+    engine: &Engine,
+    unpacked: &project::Unpacked,
+    compose: &str,
+) -> Result<BTreeMap<String, String>> {
+    let mut locals = BTreeMap::new();
+    for img in &unpacked.images {
+        engine.load(&img.file).await?;
+        let id = if engine.has_image(&img.config).await? {
+            &img.config
+        } else if engine.has_image(&img.manifest).await? {
+            &img.manifest
+        } else {
+            return Err(Error::invalid(format!(
+                "{} loaded, but the engine knows neither {} nor {}",
+                img.file.display(),
+                img.config,
+                img.manifest
+            )));
+        };
+        let image = pinned_name(compose, &img.manifest).unwrap_or_else(|| "image".into());
+        let (repo, tag) = project::local_name(&image, &img.manifest);
+        engine.tag(id, &repo, &tag).await?;
+        locals.insert(img.manifest.clone(), format!("{repo}:{tag}"));
+        let _ = std::fs::remove_file(&img.file);
+    }
+    Ok(locals)
+}
+
+/// The image name the compose text pins to `digest`, if any.
+fn pinned_name(compose: &str, digest: &str) -> Option<String> {
+    let suffix = format!("@{digest}");
+    compose.lines().find_map(|l| {
+        let v = l
+            .trim()
+            .strip_prefix("image:")?
+            .trim()
+            .trim_matches(['"', '\'']);
+        v.strip_suffix(&suffix).map(str::to_string)
+    })
+}
+
+/// Renames `app_dir` to `dest` and brings the project up; when `up` fails, the previous
+/// folder comes back and is brought up again.
+fn swap_in(
+    compose: &Compose,
+    project: &str,
+    app_dir: &Path,
+    dest: &Path,
+    staging: &Path,
+) -> Result<()> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+    let old = staging.join("previous");
+    let had_old = dest.exists();
+    if had_old {
+        std::fs::rename(dest, &old).map_err(Error::io("move", dest))?;
+    }
+    std::fs::rename(app_dir, dest).map_err(Error::io("move", app_dir))?;
+    let up = compose.up(project, &compose_file(dest)?);
+    if up.is_err() && had_old {
+        let _ = std::fs::remove_dir_all(dest);
+        if std::fs::rename(&old, dest).is_ok() {
+            if let Ok(file) = compose_file(dest) {
+                let _ = compose.up(project, &file);
+            }
+        }
+    } else if up.is_err() {
+        // Nothing ran before: take down what half started.
+        let _ = take_down(compose, project, dest);
+    } else if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    up
+}
+
+/// Brings a component's project down and removes its folder.
+pub fn take_down(compose: &Compose, project: &str, dir: &Path) -> Result<()> {
+    if let Ok(file) = compose_file(dir) {
+        compose.down(project, &file)?;
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", dir)(e)),
+        _ => Ok(()),
+    }
+}
+
+fn compose_file(dir: &Path) -> Result<PathBuf> {
+    COMPOSE_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::invalid(format!("{}: no compose file", dir.display())))
+}
+
+/// The compose project of a component: `<deployment>-<component>`, in the characters
+/// every compose accepts.
+pub fn project_name(deployment: &str, component: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| c.to_ascii_lowercase())
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    let name = format!("{}-{}", clean(deployment), clean(component));
+    name.trim_start_matches(['-', '_']).to_string()
+}

@@ -1,0 +1,337 @@
+//! The desired state as a device reads it: one version (the `desired` tag, or another),
+//! its Desired State Manifest, and each ApplicationDeployment it lists, fetched by digest
+//! (the store checks every byte), validated as `desired-state validate` would, and read
+//! into what a device needs: the compose components and where their packages are, and the
+//! environment the parameters give each component.
+//!
+//! The readers of the State Manifest and of a deployment document are plain functions of
+//! bytes, so they are fed random input in tests.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_norway::Value;
+
+use crate::desired::versions::{ANN_MANIFEST_VERSION, ARTIFACT, LAYER_YAML, MANIFEST_JSON};
+use crate::error::{Error, Result};
+use crate::oci::digest::Digest;
+use crate::oci::reference::LAYOUT_PREFIX;
+use crate::oci::store::{descriptor_digest, Store};
+
+/// One version of the desired state.
+#[derive(Debug)]
+pub struct DesiredVersion {
+    pub digest: Digest,
+    pub manifest_version: u64,
+    pub deployments: Vec<Deployment>,
+}
+
+/// One ApplicationDeployment, as a device runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    /// `metadata.annotations.id` (the State Manifest's `deploymentId`).
+    pub id: String,
+    pub name: String,
+    /// The digest of the document's bytes.
+    pub document: String,
+    pub components: Vec<Component>,
+}
+
+/// One compose component: its package and the environment the parameters give it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Component {
+    pub name: String,
+    /// The package reference: `registry/repository:revision` (or `@sha256:…`), or an
+    /// `oci-layout:` one.
+    pub package: String,
+    pub environment: BTreeMap<String, String>,
+}
+
+/// The Desired State Manifest: what the device must run, by document digest.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateManifest {
+    pub manifest_version: u64,
+    pub deployments: Vec<DeploymentRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRef {
+    pub deployment_id: String,
+    pub digest: String,
+}
+
+/// Reads a State Manifest (`application/vnd.margo.manifest.v1+json`).
+pub fn parse_state_manifest(bytes: &[u8]) -> Result<StateManifest> {
+    let m: StateManifest = serde_json::from_slice(bytes)
+        .map_err(|e| Error::invalid(format!("the Desired State Manifest is not valid: {e}")))?;
+    if m.manifest_version == 0 {
+        return Err(Error::invalid(
+            "the Desired State Manifest's manifestVersion is 0; the first is 1",
+        ));
+    }
+    Ok(m)
+}
+
+/// Reads the version `tag` of the desired-state repository `store` (`what` names it).
+pub(crate) async fn read_version(store: &Store, what: &str, tag: &str) -> Result<DesiredVersion> {
+    let manifest = store.manifest(tag).await?.ok_or_else(|| Error::NotFound {
+        what: format!("desired state {what}:{tag}"),
+        hint: Some("publish one with `desired-state commit`, or name another --tag".into()),
+    })?;
+    let image = manifest.image()?;
+    if image.artifact_type.as_deref() != Some(ARTIFACT) {
+        return Err(Error::invalid(format!(
+            "{what}:{tag} is not a desired state (artifactType {:?}, not {ARTIFACT})",
+            image.artifact_type.as_deref().unwrap_or("none")
+        )));
+    }
+    let layer = |media: &str, digest: Option<&str>| {
+        image
+            .layers
+            .iter()
+            .find(|l| l.media_type == media && digest.is_none_or(|d| l.digest == d))
+            .cloned()
+    };
+    let dsm = layer(MANIFEST_JSON, None)
+        .ok_or_else(|| Error::invalid(format!("{what}:{tag} holds no Desired State Manifest")))?;
+    let bytes = store
+        .fetch_blob_bytes(&descriptor_digest(&dsm)?, Some(dsm.size as u64))
+        .await?;
+    let state = parse_state_manifest(&bytes)?;
+    let annotated = image
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANN_MANIFEST_VERSION));
+    if let Some(a) = annotated {
+        if a.parse::<u64>().ok() != Some(state.manifest_version) {
+            return Err(Error::invalid(format!(
+                "{what}:{tag}: the annotation {ANN_MANIFEST_VERSION}={a} disagrees with the State Manifest's manifestVersion {}",
+                state.manifest_version
+            )));
+        }
+    }
+    let mut deployments = Vec::new();
+    for r in &state.deployments {
+        let desc = layer(LAYER_YAML, Some(&r.digest)).ok_or_else(|| {
+            Error::invalid(format!(
+                "deployment {}: its document {} is not in {what}:{tag}",
+                r.deployment_id, r.digest
+            ))
+        })?;
+        let bytes = store
+            .fetch_blob_bytes(&descriptor_digest(&desc)?, Some(desc.size as u64))
+            .await?;
+        deployments.push(parse_deployment(&r.deployment_id, &bytes)?);
+    }
+    Ok(DesiredVersion {
+        digest: manifest.digest,
+        manifest_version: state.manifest_version,
+        deployments,
+    })
+}
+
+/// Reads and validates one ApplicationDeployment document listed as `id`.
+pub fn parse_deployment(id: &str, bytes: &[u8]) -> Result<Deployment> {
+    let file = format!("deployment {id}");
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| Error::invalid_file(&file, None, "not UTF-8 text"))?;
+    let report = crate::margo::validate::validate_text(Path::new(&file), text);
+    if let Some(p) = report.errors().next() {
+        return Err(Error::invalid_file(
+            &file,
+            Some(p.line),
+            format!(
+                "{}{} (desired-state validate shows every problem)",
+                p.path_prefix(),
+                p.message
+            ),
+        ));
+    }
+    let doc: Value = serde_norway::from_str(text)
+        .map_err(|e| Error::invalid_file(&file, None, e.to_string()))?;
+    let doc_id = doc["metadata"]["annotations"]["id"]
+        .as_str()
+        .or(doc["id"].as_str())
+        .unwrap_or_default();
+    if doc_id != id {
+        return Err(Error::invalid_file(
+            &file,
+            None,
+            format!(
+                "its metadata.annotations.id is `{doc_id}`, the State Manifest lists it as `{id}`"
+            ),
+        ));
+    }
+    let profile = &doc["spec"]["deploymentProfile"];
+    let kind = profile["type"].as_str().unwrap_or_default();
+    if kind != "compose" && kind != "docker-compose" {
+        return Err(Error::invalid_file(
+            &file,
+            None,
+            format!("deployment profile type `{kind}`: a device runs compose deployments only"),
+        ));
+    }
+    let environment = environment(&doc["spec"]["parameters"]);
+    let mut components = Vec::new();
+    for c in profile["components"].as_sequence().into_iter().flatten() {
+        let name = c["name"].as_str().unwrap_or_default().to_string();
+        let package = package_reference(&c["properties"]).ok_or_else(|| {
+            let why = match c["properties"]["packageLocation"].as_str() {
+                Some(loc) => format!(
+                    "packageLocation `{loc}` names a blob; a device verifies packages by reference: render with the `margo` template (repository + revision)"
+                ),
+                None => "no `repository` with its `revision`, and no `packageLocation`".into(),
+            };
+            Error::invalid_file(&file, None, format!("component `{name}`: {why}"))
+        })?;
+        components.push(Component {
+            environment: environment.get(&name).cloned().unwrap_or_default(),
+            name,
+            package,
+        });
+    }
+    Ok(Deployment {
+        id: id.to_string(),
+        name: doc["metadata"]["name"].as_str().unwrap_or(id).to_string(),
+        document: Digest::of(bytes).to_string(),
+        components,
+    })
+}
+
+/// The package a component's properties name: `repository` + `revision` (the current
+/// model), or a `packageLocation` that is a reference (the PoC's blob URLs are not).
+fn package_reference(props: &Value) -> Option<String> {
+    let text = |k: &str| match &props[k] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    if let Some(repo) = text("repository") {
+        let revision = text("revision")?;
+        let repo = repo.strip_prefix("oci://").unwrap_or(&repo);
+        let sep = if revision.starts_with("sha256:") {
+            '@'
+        } else {
+            ':'
+        };
+        return Some(format!("{repo}{sep}{revision}"));
+    }
+    let loc = text("packageLocation").filter(|l| !l.contains("/blobs/"))?;
+    if loc.starts_with(LAYOUT_PREFIX) {
+        return Some(loc);
+    }
+    Some(loc.strip_prefix("oci://").unwrap_or(&loc).to_string())
+}
+
+/// Per component, the environment variables the parameters target (`ENV.NAME`).
+fn environment(parameters: &Value) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let Some(map) = parameters.as_mapping() else {
+        return out;
+    };
+    for (_, p) in map {
+        let value = match &p["value"] {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            other => serde_norway::to_string(other)
+                .unwrap_or_default()
+                .trim_end()
+                .to_string(),
+        };
+        for t in p["targets"].as_sequence().into_iter().flatten() {
+            let Some(var) = t["pointer"].as_str().and_then(|s| s.strip_prefix("ENV.")) else {
+                continue;
+            };
+            for c in t["components"].as_sequence().into_iter().flatten() {
+                if let Some(c) = c.as_str() {
+                    out.entry(c.to_string())
+                        .or_default()
+                        .insert(var.to_string(), value.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::margo::deployment::tests::GOOD;
+    use proptest::prelude::*;
+
+    const ID: &str = "6f1c3c52-9d3a-4a8e-9a55-0e6a1f3c2b10";
+
+    /// The normative example with a second, numeric parameter.
+    fn doc() -> String {
+        format!(
+            "{GOOD}    port:\n      value: 8080\n      targets:\n        - pointer: ENV.PORT\n          components: [poc-app]\n"
+        )
+    }
+
+    #[test]
+    fn a_deployment_gives_its_package_and_environment() {
+        let d = parse_deployment(ID, doc().as_bytes()).unwrap();
+        assert_eq!(d.name, "poc-app-site-0001");
+        assert_eq!(d.components.len(), 1);
+        let c = &d.components[0];
+        assert_eq!(c.package, "ghcr.io/acme/poc-app:1.0.0");
+        assert_eq!(c.environment["SITE_ID"], "site-0001");
+        assert_eq!(c.environment["PORT"], "8080");
+    }
+
+    #[test]
+    fn a_document_listed_under_another_id_is_refused() {
+        let e =
+            parse_deployment("11111111-3f1c-5d2a-9b7e-2c1d0e8f4a11", GOOD.as_bytes()).unwrap_err();
+        assert!(
+            e.to_string().contains("the State Manifest lists it as"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn blob_urls_are_refused_with_what_to_do() {
+        let doc = GOOD.replace(
+            "repository: oci://ghcr.io/acme/poc-app\n          revision: 1.0.0",
+            "packageLocation: https://ghcr.io/v2/acme/poc-app/blobs/sha256:00",
+        );
+        let e = parse_deployment(ID, doc.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("names a blob"), "{e}");
+    }
+
+    #[test]
+    fn state_manifests_start_at_one() {
+        let m =
+            parse_state_manifest(br#"{"manifestVersion": 3, "bundle": null, "deployments": []}"#)
+                .unwrap();
+        assert_eq!(m.manifest_version, 3);
+        assert!(parse_state_manifest(br#"{"manifestVersion": 0, "deployments": []}"#).is_err());
+        assert!(parse_state_manifest(br#"{"manifestVersion": -1, "deployments": []}"#).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = parse_state_manifest(&bytes);
+            let _ = parse_deployment("x", &bytes);
+        }
+
+        #[test]
+        fn mutated_documents_never_panic(flips in proptest::collection::vec((0usize..2048, any::<u8>()), 1..16)) {
+            let mut doc = doc().into_bytes();
+            for (at, b) in flips {
+                let i = at % doc.len();
+                doc[i] = b;
+            }
+            let _ = parse_deployment(ID, &doc);
+        }
+    }
+}

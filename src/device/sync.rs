@@ -1,0 +1,367 @@
+//! `device sync` (one pass) and `device watch` (a pass every interval, stopping cleanly on
+//! SIGTERM or Ctrl-C between passes).
+//!
+//! A pass reads the desired-state version (`desired`, or `--tag`), refuses it when its
+//! `manifestVersion` is not greater than the one applied (rollback protection;
+//! `--allow-downgrade` to force), installs the deployments whose document changed, takes
+//! down those that left, and writes each one's status manifest. A deployment that fails
+//! keeps its previous version running and is tried again on the next pass; the version
+//! counts as applied only when every deployment of the pass succeeded.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::device::engine::{Compose, Engine};
+use crate::device::install::{self, Context, Failure};
+use crate::device::read::{self, Deployment};
+use crate::device::state::{
+    Applied, AppliedComponent, AppliedDeployment, AppliedVersion, State, StateDir, StatusManifest,
+};
+use crate::device::unpack::Limits;
+use crate::error::{Error, Result};
+use crate::oci::reference::Target;
+use crate::oci::store::{Connect, Store};
+use crate::signing::verify::{Requirement, RequirementSpec};
+
+/// How `device sync` was asked to run.
+pub struct SyncOptions {
+    /// The desired-state repository (`registry/name`, or `oci-layout:PATH`).
+    pub from: String,
+    /// The tag to follow (`desired` unless given).
+    pub tag: Option<String>,
+    pub state_dir: PathBuf,
+    /// Only these deployments (names or ids); all when empty.
+    pub only: Vec<String>,
+    pub allow_downgrade: bool,
+    /// The trust policy from the command line; `policy.yaml` in the state folder otherwise.
+    pub policy: RequirementSpec,
+    pub connect: Connect,
+    pub limits: Limits,
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncReport {
+    pub source: String,
+    pub digest: String,
+    pub manifest_version: u64,
+    /// Nothing had to change.
+    pub up_to_date: bool,
+    pub deployments: Vec<Outcome>,
+}
+
+impl SyncReport {
+    pub fn failed(&self) -> bool {
+        self.deployments.iter().any(|o| o.action == Action::Failed)
+    }
+}
+
+/// What happened to one deployment.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub id: String,
+    pub name: String,
+    pub action: Action,
+    /// The packages it runs now (`repository@digest`), per component.
+    pub packages: Vec<String>,
+    pub status: StatusManifest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Installed,
+    Updated,
+    Unchanged,
+    Removed,
+    Failed,
+}
+
+/// The trust policy: the command line's, else the state folder's `policy.yaml`; without
+/// either nothing is installed.
+pub fn policy(spec: &RequirementSpec, state: &StateDir) -> Result<Requirement> {
+    if !spec.is_empty() {
+        return spec.requirement();
+    }
+    let path = state.policy_path();
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        Error::Usage(format!(
+            "no trust policy: name who must have signed the packages (--certificate-identity ID \
+             --certificate-oidc-issuer URL --trust-config FILE, --key PUB, or --pgp-key PUB), \
+             or write them to {}",
+            path.display()
+        ))
+    })?;
+    let spec: RequirementSpec = serde_norway::from_str(&text)
+        .map_err(|e| Error::invalid_file(&path, e.location().map(|l| l.line()), e.to_string()))?;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    spec.relative_to(dir).requirement()
+}
+
+/// One pass.
+pub async fn sync(opts: &SyncOptions) -> Result<SyncReport> {
+    let state = StateDir::open(&opts.state_dir)?;
+    let requirement = policy(&opts.policy, &state)?;
+    let mut applied = state.applied()?;
+    let target = Target::parse(&opts.from)?;
+    let tag = opts
+        .tag
+        .clone()
+        .or(target.tag.clone())
+        .unwrap_or_else(|| crate::desired::versions::DESIRED_TAG.into());
+    let source = format!("{}:{tag}", target.repo);
+    let store = Store::open(&target.repo, &opts.connect).await?;
+    let version = read::read_version(&store, &target.repo.to_string(), &tag).await?;
+    refuse_rollback(&source, &version, &applied, opts.allow_downgrade)?;
+    check_selection(&opts.only, &version.deployments, &applied)?;
+    let (wanted, leaving) = plan(&opts.only, &version.deployments, &applied);
+    let changed = wanted.iter().any(|d| {
+        applied
+            .deployments
+            .get(&d.id)
+            .is_none_or(|a| a.document != d.document)
+    });
+    let mut outcomes = Vec::new();
+    if changed || !leaving.is_empty() {
+        let engine = Engine::connect().await?;
+        let compose = Compose::detect()?;
+        let cx = Context {
+            state: &state,
+            requirement: &requirement,
+            connect: &opts.connect,
+            limits: opts.limits,
+            engine: &engine,
+            compose: &compose,
+        };
+        for d in &wanted {
+            outcomes.push(apply(&cx, d, &mut applied).await?);
+        }
+        for id in leaving {
+            outcomes.push(remove(&cx, &id, &mut applied)?);
+        }
+    } else {
+        for d in &wanted {
+            outcomes.push(unchanged(d, &applied.deployments[&d.id].components));
+        }
+    }
+    let up_to_date = outcomes.iter().all(|o| o.action == Action::Unchanged);
+    if outcomes.iter().all(|o| o.action != Action::Failed) {
+        applied.desired = Some(AppliedVersion {
+            source: source.clone(),
+            digest: version.digest.to_string(),
+            manifest_version: version.manifest_version,
+        });
+        state.save_applied(&applied)?;
+    }
+    Ok(SyncReport {
+        source,
+        digest: version.digest.to_string(),
+        manifest_version: version.manifest_version,
+        up_to_date,
+        deployments: outcomes,
+    })
+}
+
+/// Refuses a version that is not newer than the one applied, unless forced.
+fn refuse_rollback(
+    source: &str,
+    version: &read::DesiredVersion,
+    applied: &Applied,
+    allow_downgrade: bool,
+) -> Result<()> {
+    let Some(prev) = &applied.desired else {
+        return Ok(());
+    };
+    let newer = version.manifest_version > prev.manifest_version;
+    if version.digest.as_str() != prev.digest && !newer && !allow_downgrade {
+        return Err(Error::invalid(format!(
+            "{source} holds manifestVersion {} ({}), not newer than the applied {} ({}): refused as a rollback; pass --allow-downgrade to apply it",
+            version.manifest_version, version.digest, prev.manifest_version, prev.digest
+        )));
+    }
+    Ok(())
+}
+
+/// The deployments of the version to apply, and the ids of those that left it (both
+/// narrowed to `only` when it names any).
+fn plan<'v>(
+    only: &[String],
+    deployments: &'v [Deployment],
+    applied: &Applied,
+) -> (Vec<&'v Deployment>, Vec<String>) {
+    let selected =
+        |id: &str, name: &str| only.is_empty() || only.iter().any(|o| o == id || o == name);
+    let wanted = deployments
+        .iter()
+        .filter(|d| selected(&d.id, &d.name))
+        .collect();
+    let leaving = applied
+        .deployments
+        .iter()
+        .filter(|(id, a)| selected(id, &a.name) && !deployments.iter().any(|d| &&d.id == id))
+        .map(|(id, _)| id.clone())
+        .collect();
+    (wanted, leaving)
+}
+
+/// Every `--deployment` must name a deployment of the version or one that runs.
+fn check_selection(only: &[String], deployments: &[Deployment], applied: &Applied) -> Result<()> {
+    for o in only {
+        let known = deployments.iter().any(|d| &d.id == o || &d.name == o)
+            || applied
+                .deployments
+                .iter()
+                .any(|(id, a)| id == o || &a.name == o);
+        if !known {
+            return Err(Error::Usage(format!(
+                "--deployment {o}: no deployment of that name or id in the desired state or on this device"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn names(d: &Deployment) -> Vec<String> {
+    d.components.iter().map(|c| c.name.clone()).collect()
+}
+
+fn unchanged(
+    d: &Deployment,
+    components: &std::collections::BTreeMap<String, AppliedComponent>,
+) -> Outcome {
+    Outcome {
+        id: d.id.clone(),
+        name: d.name.clone(),
+        action: Action::Unchanged,
+        packages: components.values().map(|c| c.package.clone()).collect(),
+        status: StatusManifest::new(&d.id, &names(d), State::Installed),
+        error: None,
+    }
+}
+
+/// Installs `d` when its document changed; the status manifest follows each step.
+async fn apply(cx: &Context<'_>, d: &Deployment, applied: &mut Applied) -> Result<Outcome> {
+    let previous = applied.deployments.get(&d.id).cloned();
+    if let Some(p) = previous.as_ref().filter(|p| p.document == d.document) {
+        let outcome = unchanged(d, &p.components);
+        cx.state.save_status(&outcome.status)?;
+        return Ok(outcome);
+    }
+    cx.state
+        .save_status(&StatusManifest::new(&d.id, &names(d), State::Installing))?;
+    let outcome = match install::install(cx, d, previous.as_ref()).await {
+        Ok(now) => {
+            let packages = now.components.values().map(|c| c.package.clone()).collect();
+            applied.deployments.insert(d.id.clone(), now);
+            Outcome {
+                id: d.id.clone(),
+                name: d.name.clone(),
+                action: if previous.is_some() {
+                    Action::Updated
+                } else {
+                    Action::Installed
+                },
+                packages,
+                status: StatusManifest::new(&d.id, &names(d), State::Installed),
+                error: None,
+            }
+        }
+        Err(f) => failed(d, previous.as_ref(), *f),
+    };
+    cx.state.save_status(&outcome.status)?;
+    cx.state.save_applied(applied)?;
+    Ok(outcome)
+}
+
+fn failed(d: &Deployment, previous: Option<&AppliedDeployment>, f: Failure) -> Outcome {
+    let message = f.error.to_string();
+    Outcome {
+        id: d.id.clone(),
+        name: d.name.clone(),
+        action: Action::Failed,
+        packages: previous
+            .map(|p| p.components.values().map(|c| c.package.clone()).collect())
+            .unwrap_or_default(),
+        status: StatusManifest::new(&d.id, &names(d), State::Pending).failed(
+            &d.name,
+            f.component.as_deref().filter(|c| !c.is_empty()),
+            f.code,
+            &message,
+        ),
+        error: Some(message),
+    }
+}
+
+/// Takes down a deployment that left the desired state.
+fn remove(cx: &Context<'_>, id: &str, applied: &mut Applied) -> Result<Outcome> {
+    let a = applied.deployments[id].clone();
+    let components: Vec<String> = a.components.keys().cloned().collect();
+    cx.state
+        .save_status(&StatusManifest::new(id, &components, State::Removing))?;
+    let dir = cx.state.deployment_dir(id);
+    let mut result = Ok(());
+    for (name, c) in &a.components {
+        result = result.and_then(|_| install::take_down(cx.compose, &c.project, &dir.join(name)));
+    }
+    let outcome = match result {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            applied.deployments.remove(id);
+            Outcome {
+                id: id.into(),
+                name: a.name.clone(),
+                action: Action::Removed,
+                packages: Vec::new(),
+                status: StatusManifest::new(id, &components, State::Removed),
+                error: None,
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            Outcome {
+                id: id.into(),
+                name: a.name.clone(),
+                action: Action::Failed,
+                packages: a.components.values().map(|c| c.package.clone()).collect(),
+                status: StatusManifest::new(id, &components, State::Removing).failed(
+                    &a.name,
+                    None,
+                    "E_COMPOSE",
+                    &message,
+                ),
+                error: Some(message),
+            }
+        }
+    };
+    cx.state.save_status(&outcome.status)?;
+    cx.state.save_applied(applied)?;
+    Ok(outcome)
+}
+
+/// A pass every `interval` until SIGTERM or Ctrl-C (a pass under way finishes first);
+/// `each` sees every pass's result, failures included, and the loop goes on.
+pub async fn watch(
+    opts: &SyncOptions,
+    interval: Duration,
+    mut each: impl FnMut(&Result<SyncReport>),
+) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let io = |e| Error::io("listen for", "SIGTERM")(e);
+    let mut term = signal(SignalKind::terminate()).map_err(io)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+    loop {
+        let result = sync(opts).await;
+        each(&result);
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}

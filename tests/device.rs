@@ -1,0 +1,470 @@
+//! The device end: `device sync` and `device watch` against a real registry and a Docker
+//! engine of the test's own (Debian's dockerd 20.10 with docker-compose 1.29), running an
+//! image made of Debian's static busybox, so nothing is pulled from outside.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::desired::git_commit;
+use crate::util::docker::DockerEngine;
+use crate::util::{run, sh, Env, Registry};
+
+/// A runnable image (static busybox, `sleep 3600`) pushed as `demo/busybox:1`; the app
+/// `demo` 1.0.0 using it; a config with deployments `site-a` and `site-b`; keys `k` (the
+/// publisher's) and `other`; the package published signed by `k` and the first desired
+/// state committed (2024-01-01).
+fn device_repo(env: &Env, reg: &Registry) {
+    sh(&format!(
+        "cd {d}
+        umoci init --layout img
+        umoci new --image img:base
+        umoci insert --image img:base \"$(command -v busybox)\" /bin/busybox
+        umoci config --image img:base --tag app --os linux --architecture amd64 --config.entrypoint /bin/busybox --config.cmd sleep --config.cmd 3600
+        skopeo copy -q --dest-tls-verify=false oci:img:app docker://{host}/demo/busybox:1",
+        d = env.path("").display(),
+        host = reg.host
+    ));
+    env.write(
+        "app/compose.yaml",
+        &format!(
+            "name: demo\nservices:\n  web:\n    image: {}/demo/busybox:1\n    environment:\n      FIXED: \"yes\"\n",
+            reg.host
+        ),
+    );
+    env.write("app/margo.yaml", &crate::util::margo_yaml("demo", "1.0.0"));
+    env.write(
+        ".margo-gitops.yaml",
+        &format!(
+            "app: app\npackageRepository: {}\ndesiredStateRepository: {}\nplainHttp: true\ndeployments:\n  - name: site-a\n    values: [deployments/a.yaml]\n  - name: site-b\n    values: [deployments/b.yaml]\n",
+            reg.repo("acme/demo"),
+            reg.repo("acme/demo-desired")
+        ),
+    );
+    env.write("deployments/a.yaml", "greeting: hello a\n");
+    env.write("deployments/b.yaml", "greeting: hello b\n");
+    env.write(".gitignore", "dist/\nkeys/\n");
+    env.cli("key generate keys/k").assert().success();
+    env.cli("key generate keys/other").assert().success();
+    publish(env, "1.0.0", "key:keys/k.key");
+    git_commit(env, "2024-01-01T00:00:00Z", "first");
+    env.cli("desired-state commit").assert().success();
+}
+
+/// Prepares and publishes the app at `version`, signed as `sign` says.
+fn publish(env: &Env, version: &str, sign: &str) {
+    let margo = std::fs::read_to_string(env.work().join("app/margo.yaml")).unwrap();
+    let at = margo.find("  version: ").unwrap();
+    let end = at + margo[at..].find('\n').unwrap();
+    env.write(
+        "app/margo.yaml",
+        &format!("{}  version: {version}{}", &margo[..at], &margo[end..]),
+    );
+    let _ = std::fs::remove_dir_all(env.work().join("dist"));
+    env.cli("package prepare app -o dist --plain-http")
+        .assert()
+        .success();
+    env.cli(&format!("package publish dist --plain-http --sign {sign}"))
+        .assert()
+        .success();
+}
+
+/// A commit dated `date` and its desired state published; `package` overrides the package.
+fn commit(env: &Env, date: &str, package: Option<&str>) {
+    git_commit(env, date, date);
+    let mut line = "desired-state commit".to_string();
+    if let Some(p) = package {
+        line.push_str(&format!(" --package {p}"));
+    }
+    env.cli(&line).assert().success();
+}
+
+struct Device<'a> {
+    env: &'a Env,
+    engine: &'a DockerEngine,
+    from: String,
+}
+
+impl Device<'_> {
+    fn sync(&self, extra: &str) -> std::process::Output {
+        self.env
+            .cli(&format!(
+                "device sync --plain-http --from {} --state-dir state {extra}",
+                self.from
+            ))
+            .env("DOCKER_HOST", &self.engine.host)
+            .output()
+            .unwrap()
+    }
+
+    /// `sync` with the publisher's key, which must succeed: its stdout.
+    fn sync_ok(&self) -> String {
+        let out = self.sync("--key keys/k.pub");
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The id of the running container of `project`'s `web` service.
+    fn container(&self, project: &str) -> Option<String> {
+        let out = self.engine.docker(&[
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ]);
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (!id.is_empty()).then_some(id)
+    }
+
+    fn environment(&self, id: &str) -> Vec<String> {
+        let out = self
+            .engine
+            .docker(&["inspect", "--format", "{{json .Config.Env}}", id]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn status(&self, name: &str) -> serde_json::Value {
+        let applied: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(self.env.work().join("state/applied.json")).unwrap(),
+        )
+        .unwrap();
+        let id = applied["deployments"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(_, d)| d["name"] == name)
+            .map(|(id, _)| id.clone())
+            .unwrap_or_else(|| panic!("{name} is not applied"));
+        self.status_of(&id)
+    }
+
+    fn status_of(&self, id: &str) -> serde_json::Value {
+        let path = self.env.work().join(format!("state/status/{id}.json"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A package like the published 1.0.0 but with `archive` as its compose archive, tagged
+/// `tag` and signed by the publisher's key: signed, and still refused for what it holds.
+fn crafted_package(env: &Env, reg: &Registry, tag: &str, archive: &[u8]) -> String {
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&reg.get("acme/demo/manifests/1.0.0")).unwrap();
+    let layer = m["layers"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|l| l["mediaType"] == "application/vnd.org.margo.component.compose.tar+gzip")
+        .unwrap();
+    layer["digest"] = reg.push_blob("acme/demo", archive).into();
+    layer["size"] = archive.len().into();
+    reg.put_manifest(
+        "acme/demo",
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&m).unwrap(),
+    );
+    let reference = reg.repo(&format!("acme/demo:{tag}"));
+    env.cli(&format!(
+        "package sign --plain-http --sign key:keys/k.key {reference}"
+    ))
+    .assert()
+    .success();
+    reference
+}
+
+/// A gzip tar made by Python's tarfile: the app folder, plus what `kind` adds.
+fn evil_archive(env: &Env, kind: &str) -> Vec<u8> {
+    let out = env.path(&format!("{kind}.tar.gz"));
+    run(Command::new("python3").arg("-c").arg(format!(
+        r#"
+import io, tarfile
+def add(t, name, data=b"", kind=tarfile.REGTYPE, link=""):
+    ti = tarfile.TarInfo(name); ti.type = kind; ti.linkname = link
+    ti.size = len(data) if kind == tarfile.REGTYPE else 0
+    t.addfile(ti, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+with tarfile.open("{out}", "w:gz") as t:
+    add(t, "demo/compose.yaml", b"services:\n  web:\n    image: busybox\n")
+    kind = "{kind}"
+    if kind == "dotdot": add(t, "../x", b"x")
+    if kind == "absolute": add(t, "/etc/x", b"x")
+    if kind == "symlink": add(t, "demo/out", kind=tarfile.SYMTYPE, link="../../../../etc")
+    if kind == "many":
+        for i in range(100000): add(t, "demo/f/%d" % i)
+"#,
+        out = out.display()
+    )));
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn a_device_follows_desired_verifies_and_runs_what_it_names() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    device_repo(&env, &reg);
+    let engine = DockerEngine::start();
+    let device = Device {
+        env: &env,
+        engine: &engine,
+        from: reg.repo("acme/demo-desired"),
+    };
+
+    // No trust policy: nothing is installed.
+    let out = device.sync("");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no trust policy"), "{}", text(&out));
+
+    // A deployment that exists nowhere is a usage error.
+    let out = device.sync("--key keys/k.pub --deployment site-z");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--deployment site-z: no deployment"),
+        "{}",
+        text(&out)
+    );
+
+    // First pass: both deployments run, with their parameters in their environment.
+    let stdout = device.sync_ok();
+    assert!(stdout.contains("manifestVersion 1"), "{stdout}");
+    for site in ["site-a", "site-b"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with("installed") && l.contains(site)),
+            "{stdout}"
+        );
+    }
+    let a = device.container("site-a-demo").expect("site-a runs");
+    let b = device.container("site-b-demo").expect("site-b runs");
+    let env_a = device.environment(&a);
+    assert!(env_a.contains(&"GREETING=hello a".to_string()), "{env_a:?}");
+    assert!(env_a.contains(&"FIXED=yes".to_string()), "{env_a:?}");
+    let status = device.status("site-a");
+    assert_eq!(status["kind"], "DeploymentStatusManifest");
+    assert_eq!(status["status"]["state"], "installed");
+    assert_eq!(status["components"][0]["name"], "demo");
+    assert_eq!(status["components"][0]["state"], "installed");
+
+    // Nothing new: nothing touched.
+    let stdout = device.sync_ok();
+    assert!(stdout.contains("up to date"), "{stdout}");
+    assert_eq!(device.container("site-a-demo").as_ref(), Some(&a));
+
+    // A value changes: only its deployment is recreated, `$` stays literal.
+    env.write("deployments/a.yaml", "greeting: bonjour $HOME\n");
+    commit(&env, "2024-01-02T00:00:00Z", None);
+    let out = device.sync("--key keys/k.pub --json");
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let actions: Vec<(String, String)> = report["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap().into(),
+                d["action"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("site-a".into(), "updated".into()),
+            ("site-b".into(), "unchanged".into())
+        ]
+    );
+    let a2 = device.container("site-a-demo").expect("site-a runs");
+    assert_ne!(a2, a, "site-a recreated");
+    assert_eq!(
+        device.container("site-b-demo"),
+        Some(b.clone()),
+        "site-b untouched"
+    );
+    assert!(device
+        .environment(&a2)
+        .contains(&"GREETING=bonjour $HOME".to_string()));
+
+    // A deployment leaves the desired state: it is brought down and its files removed.
+    let config = std::fs::read_to_string(env.work().join(".margo-gitops.yaml")).unwrap();
+    env.write(
+        ".margo-gitops.yaml",
+        &config.replace("  - name: site-b\n    values: [deployments/b.yaml]\n", ""),
+    );
+    commit(&env, "2024-01-03T00:00:00Z", None);
+    let b_id = device.status("site-b")["deploymentId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stdout = device.sync_ok();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("removed") && l.contains("site-b")),
+        "{stdout}"
+    );
+    assert_eq!(device.container("site-b-demo"), None);
+    assert_eq!(device.status_of(&b_id)["status"]["state"], "removed");
+    assert!(!env.work().join("state/deployments").join(&b_id).exists());
+
+    // From here on every pass is refused, and site-a keeps running as it is.
+    let refused = |extra: &str, code: &str, why: &str| {
+        let out = device.sync(extra);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains(why), "`{why}` in: {}", text(&out));
+        assert_eq!(
+            device.container("site-a-demo").as_ref(),
+            Some(&a2),
+            "site-a keeps running"
+        );
+        if !code.is_empty() {
+            let s = device.status("site-a");
+            assert_eq!(s["status"]["state"], "failed", "{s}");
+            assert_eq!(s["status"]["error"]["code"], code, "{s}");
+            assert_eq!(s["status"]["error"]["source"], "site-a", "{s}");
+            assert!(
+                s["status"]["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(why),
+                "{s}"
+            );
+        }
+    };
+    // An older version of the desired state: a rollback.
+    refused(
+        "--key keys/k.pub --tag 20240101000000",
+        "",
+        "not newer than the applied 3",
+    );
+    // A package signed by another key.
+    env.write("deployments/a.yaml", "greeting: version 1.0.1\n");
+    publish(&env, "1.0.1", "key:keys/other.key");
+    commit(&env, "2024-01-04T00:00:00Z", None);
+    refused("--key keys/k.pub", "E_VERIFY", "has no valid signature");
+    // A package whose archive the registry serves changed (an archive of its own: the
+    // same app gives the same bytes, and 1.0.0 must stay intact).
+    let compose = std::fs::read_to_string(env.work().join("app/compose.yaml")).unwrap();
+    env.write(
+        "app/compose.yaml",
+        &format!("{compose}      RELEASE: \"1.0.2\"\n"),
+    );
+    publish(&env, "1.0.2", "key:keys/k.key");
+    commit(&env, "2024-01-05T00:00:00Z", None);
+    let m: serde_json::Value =
+        serde_json::from_slice(&reg.get("acme/demo/manifests/1.0.2")).unwrap();
+    let layer = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["mediaType"] == "application/vnd.org.margo.component.compose.tar+gzip")
+        .unwrap();
+    let blob = reg.blob_file(layer["digest"].as_str().unwrap());
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    refused("--key keys/k.pub --retries 0", "E_FETCH", "digest mismatch");
+    // Signed packages whose archives try to leave the folder, or hold too many entries.
+    for (i, (kind, why)) in [
+        ("dotdot", "entry `../x`"),
+        ("absolute", "entry `/etc/x`"),
+        (
+            "symlink",
+            "entry `demo/out`: a symbolic link to `../../../../etc`",
+        ),
+        ("many", "more than 20000 entries"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let package = crafted_package(&env, &reg, &format!("9.0.{i}"), &evil_archive(&env, kind));
+        commit(&env, &format!("2024-01-1{i}T00:00:00Z"), Some(&package));
+        refused("--key keys/k.pub", "E_UNPACK", why);
+        assert!(!std::path::Path::new("/etc/x").exists() && !env.path("x").exists());
+    }
+
+    // A good version again: the device catches up.
+    env.write("deployments/a.yaml", "greeting: back\n");
+    commit(
+        &env,
+        "2024-01-20T00:00:00Z",
+        Some(&reg.repo("acme/demo:1.0.0")),
+    );
+    let stdout = device.sync_ok();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("updated") && l.contains("site-a")),
+        "{stdout}"
+    );
+    let a3 = device.container("site-a-demo").unwrap();
+    assert!(device
+        .environment(&a3)
+        .contains(&"GREETING=back".to_string()));
+    assert_eq!(device.status("site-a")["status"]["state"], "installed");
+
+    // `watch` picks up the next version by itself and stops cleanly on SIGTERM.
+    let mut watch = Command::new(assert_cmd::cargo::cargo_bin("margo-gitops"))
+        .current_dir(env.work())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.path("home"))
+        .args([
+            "device",
+            "watch",
+            "--interval",
+            "1s",
+            "--plain-http",
+            "--key",
+            "keys/k.pub",
+        ])
+        .args(["--from", &device.from, "--state-dir", "state"])
+        .env("DOCKER_HOST", &engine.host)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    env.write("deployments/a.yaml", "greeting: watched\n");
+    commit(
+        &env,
+        "2024-01-21T00:00:00Z",
+        Some(&reg.repo("acme/demo:1.0.0")),
+    );
+    let start = Instant::now();
+    loop {
+        let now = device.container("site-a-demo");
+        if now.is_some_and(|id| {
+            device
+                .environment(&id)
+                .contains(&"GREETING=watched".to_string())
+        }) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "watch did not apply the new version"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    run(Command::new("kill").args(["-TERM", &watch.id().to_string()]));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = watch.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "watch did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+}
