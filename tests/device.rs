@@ -468,3 +468,69 @@ fn a_device_follows_desired_verifies_and_runs_what_it_names() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn the_pocs_form_names_the_archive_blob_and_runs_too() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    device_repo(&env, &reg);
+    // The seed's template: the package as the compose archive's blob URL, eight parameters.
+    env.write(
+        "deployments/a.yaml",
+        "adminName: Ada\nadminPrincipalName: ada@example.org\nidpClientId: edge\nidpName: IdP\nidpProvider: oidc\nidpUrl: https://idp.example.org\npollFrequency: 30s\nsiteId: site-0001\n",
+    );
+    let config = std::fs::read_to_string(env.work().join(".margo-gitops.yaml")).unwrap();
+    env.write(
+        ".margo-gitops.yaml",
+        &config
+            .replace("plainHttp: true\n", "plainHttp: true\ntemplate: poc\n")
+            .replace("  - name: site-b\n    values: [deployments/b.yaml]\n", ""),
+    );
+    commit(&env, "2024-01-02T00:00:00Z", None);
+    let rendered = env.cli("desired-state render").output().unwrap();
+    let rendered = String::from_utf8_lossy(&rendered.stdout);
+    assert!(
+        rendered.contains(&format!(
+            "packageLocation: \"http://{}/v2/acme/demo/blobs/sha256:",
+            reg.host
+        )),
+        "{rendered}"
+    );
+
+    let engine = DockerEngine::start();
+    let device = Device {
+        env: &env,
+        engine: &engine,
+        from: reg.repo("acme/demo-desired"),
+    };
+    let stdout = device.sync_ok();
+    // The package that holds the blob, by digest, is what was verified and runs.
+    let digest = crate::util::sha256_hex(&reg.get("acme/demo/manifests/1.0.0"));
+    assert!(
+        stdout.contains("installed  site-a")
+            && stdout.contains(&format!("acme/demo@sha256:{digest}")),
+        "{stdout}"
+    );
+    let id = device.container("site-a-demo").expect("site-a runs");
+    let environment = device.environment(&id);
+    for var in [
+        "SITE_ID=site-0001",
+        "POLL_FREQUENCY=30s",
+        "IDP_URL=https://idp.example.org",
+    ] {
+        assert!(
+            environment.contains(&var.to_string()),
+            "{var} in {environment:?}"
+        );
+    }
+    // An older version is taken with --allow-downgrade, and still only when signed as the
+    // policy says.
+    let out = device.sync("--key keys/other.pub --allow-downgrade --tag 20240101000000");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("has no valid signature"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(device.container("site-a-demo"), Some(id));
+}

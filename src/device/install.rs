@@ -107,12 +107,20 @@ pub async fn install(
 /// Verifies, fetches, unpacks and loads one component's package into `staging`.
 async fn stage<'c>(cx: &Context<'_>, c: &'c Component, staging: &Path) -> Step<Staged<'c>> {
     let name = &c.name;
+    let reference = match &c.archive {
+        Some(blob) => at(
+            "E_FETCH",
+            name,
+            find_package(cx.connect, &c.package, blob).await,
+        )?,
+        None => c.package.clone(),
+    };
     let verified = at(
         "E_VERIFY",
         name,
-        verify::verify(&c.package, cx.requirement, cx.connect).await,
+        verify::verify(&reference, cx.requirement, cx.connect).await,
     )?;
-    let target = at("E_FETCH", name, Target::parse(&c.package))?;
+    let target = at("E_FETCH", name, Target::parse(&reference))?;
     let package = format!("{}@{}", target.repo, verified.digest);
     let fetched = async {
         let store = Store::open(&target.repo, cx.connect).await?;
@@ -164,6 +172,36 @@ async fn stage<'c>(cx: &Context<'_>, c: &'c Component, staging: &Path) -> Step<S
         component: c,
         app_dir: unpacked.dir,
         package,
+    })
+}
+
+/// The package of `repository` whose compose archive is the blob `archive` (the PoC's
+/// form names the blob): its tags are read, newest version first, until one holds it.
+async fn find_package(connect: &Connect, repository: &str, archive: &str) -> Result<String> {
+    let target = Target::parse(repository)?;
+    let store = Store::open(&target.repo, connect).await?;
+    let mut tags: Vec<String> = store
+        .tags()
+        .await?
+        .into_iter()
+        .filter(|t| !t.starts_with("sha256-"))
+        .collect();
+    tags.sort_by_key(|t| std::cmp::Reverse(semver::Version::parse(t).ok()));
+    for tag in tags {
+        let Some(manifest) = store.manifest(&tag).await? else {
+            continue;
+        };
+        if compose_layer(&manifest)
+            .ok()
+            .flatten()
+            .is_some_and(|l| l.digest == archive)
+        {
+            return Ok(format!("{}@{}", target.repo, manifest.digest));
+        }
+    }
+    Err(Error::NotFound {
+        what: format!("a package in {repository} whose compose archive is {archive}"),
+        hint: Some("packageLocation names a blob no tagged package holds".into()),
     })
 }
 

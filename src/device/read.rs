@@ -43,8 +43,11 @@ pub struct Deployment {
 pub struct Component {
     pub name: String,
     /// The package reference: `registry/repository:revision` (or `@sha256:…`), or an
-    /// `oci-layout:` one.
+    /// `oci-layout:` one; for the PoC's form, the repository alone.
     pub package: String,
+    /// The PoC's form names the compose archive's blob (`packageLocation`), not the
+    /// package: its digest, to find the package that holds it.
+    pub archive: Option<String>,
     pub environment: BTreeMap<String, String>,
 }
 
@@ -178,11 +181,11 @@ pub fn parse_deployment(id: &str, bytes: &[u8]) -> Result<Deployment> {
     let mut components = Vec::new();
     for c in profile["components"].as_sequence().into_iter().flatten() {
         let name = c["name"].as_str().unwrap_or_default().to_string();
-        let package = package_reference(&c["properties"]).ok_or_else(|| {
+        let (package, archive) = package_reference(&c["properties"]).ok_or_else(|| {
             let why = match c["properties"]["packageLocation"].as_str() {
-                Some(loc) => format!(
-                    "packageLocation `{loc}` names a blob; a device verifies packages by reference: render with the `margo` template (repository + revision)"
-                ),
+                Some(loc) => {
+                    format!("packageLocation `{loc}` is not a registry or layout blob URL")
+                }
                 None => "no `repository` with its `revision`, and no `packageLocation`".into(),
             };
             Error::invalid_file(&file, None, format!("component `{name}`: {why}"))
@@ -191,6 +194,7 @@ pub fn parse_deployment(id: &str, bytes: &[u8]) -> Result<Deployment> {
             environment: environment.get(&name).cloned().unwrap_or_default(),
             name,
             package,
+            archive,
         });
     }
     Ok(Deployment {
@@ -202,8 +206,10 @@ pub fn parse_deployment(id: &str, bytes: &[u8]) -> Result<Deployment> {
 }
 
 /// The package a component's properties name: `repository` + `revision` (the current
-/// model), or a `packageLocation` that is a reference (the PoC's blob URLs are not).
-fn package_reference(props: &Value) -> Option<String> {
+/// model), or the PoC's `packageLocation`: the compose archive's blob URL (`http(s)://HOST/v2/REPOSITORY/blobs/sha256:…` or `file://LAYOUT/blobs/sha256/…`),
+/// which gives the repository and the archive's digest. `keyLocation` is not read: what to
+/// trust is the device's policy, not the document's.
+fn package_reference(props: &Value) -> Option<(String, Option<String>)> {
     let text = |k: &str| match &props[k] {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -217,13 +223,28 @@ fn package_reference(props: &Value) -> Option<String> {
         } else {
             ':'
         };
-        return Some(format!("{repo}{sep}{revision}"));
+        return Some((format!("{repo}{sep}{revision}"), None));
     }
-    let loc = text("packageLocation").filter(|l| !l.contains("/blobs/"))?;
-    if loc.starts_with(LAYOUT_PREFIX) {
-        return Some(loc);
+    let loc = text("packageLocation")?;
+    if let Some(path) = loc.strip_prefix("file://") {
+        let (layout, hex) = path.rsplit_once("/blobs/sha256/")?;
+        return Some((
+            format!("{LAYOUT_PREFIX}{layout}"),
+            Some(format!("sha256:{hex}")),
+        ));
     }
-    Some(loc.strip_prefix("oci://").unwrap_or(&loc).to_string())
+    if let Some(rest) = loc.strip_prefix("https://").or(loc.strip_prefix("http://")) {
+        let (host, path) = rest.split_once("/v2/")?;
+        let (repository, digest) = path.rsplit_once("/blobs/")?;
+        let host = if host == "registry-1.docker.io" {
+            "docker.io"
+        } else {
+            host
+        };
+        digest.starts_with("sha256:").then_some(())?;
+        return Some((format!("{host}/{repository}"), Some(digest.to_string())));
+    }
+    None
 }
 
 /// Per component, the environment variables the parameters target (`ENV.NAME`).
@@ -296,13 +317,42 @@ mod tests {
     }
 
     #[test]
-    fn blob_urls_are_refused_with_what_to_do() {
+    fn the_pocs_blob_urls_give_the_repository_and_the_archive() {
+        for (location, package, archive) in [
+            (
+                "https://ghcr.io/v2/acme/poc-app/blobs/sha256:00",
+                "ghcr.io/acme/poc-app",
+                Some("sha256:00"),
+            ),
+            (
+                "http://127.0.0.1:5000/v2/a/b/blobs/sha256:11",
+                "127.0.0.1:5000/a/b",
+                Some("sha256:11"),
+            ),
+            (
+                "file:///srv/oci/app/blobs/sha256/22",
+                "oci-layout:/srv/oci/app",
+                Some("sha256:22"),
+            ),
+        ] {
+            let doc = GOOD.replace(
+                "repository: oci://ghcr.io/acme/poc-app\n          revision: 1.0.0",
+                &format!("packageLocation: {location}"),
+            );
+            let d = parse_deployment(ID, doc.as_bytes()).unwrap();
+            assert_eq!(d.components[0].package, package);
+            assert_eq!(d.components[0].archive.as_deref(), archive);
+        }
         let doc = GOOD.replace(
             "repository: oci://ghcr.io/acme/poc-app\n          revision: 1.0.0",
-            "packageLocation: https://ghcr.io/v2/acme/poc-app/blobs/sha256:00",
+            "packageLocation: https://ghcr.io/acme/poc-app.tar.gz",
         );
         let e = parse_deployment(ID, doc.as_bytes()).unwrap_err();
-        assert!(e.to_string().contains("names a blob"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("is not a registry or layout blob URL"),
+            "{e}"
+        );
     }
 
     #[test]
