@@ -9,8 +9,9 @@ use crate::desired::git_commit;
 use crate::util::docker::DockerEngine;
 use crate::util::{run, sh, Env, Registry};
 
-/// A runnable image (static busybox, `sleep 3600`) pushed as `demo/busybox:1`; the app
-/// `demo` 1.0.0 using it; a config with deployments `site-a` and `site-b`; keys `k` (the
+/// A runnable image (static busybox, `sleep 3600`, which as PID 1 ignores SIGTERM: the
+/// service stops after a grace period of 1 s) pushed as `demo/busybox:1`; the app `demo`
+/// 1.0.0 using it; a config with deployments `site-a` and `site-b`; keys `k` (the
 /// publisher's) and `other`; the package published signed by `k` and the first desired
 /// state committed (2024-01-01).
 fn device_repo(env: &Env, reg: &Registry) {
@@ -27,7 +28,7 @@ fn device_repo(env: &Env, reg: &Registry) {
     env.write(
         "app/compose.yaml",
         &format!(
-            "name: demo\nservices:\n  web:\n    image: {}/demo/busybox:1\n    environment:\n      FIXED: \"yes\"\n",
+            "name: demo\nservices:\n  web:\n    image: {}/demo/busybox:1\n    stop_grace_period: 1s\n    environment:\n      FIXED: \"yes\"\n",
             reg.host
         ),
     );

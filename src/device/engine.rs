@@ -72,6 +72,16 @@ impl Engine {
         }
     }
 
+    /// The first of `ids` the engine has an image by.
+    pub async fn find_image(&self, ids: &[&str]) -> Result<Option<String>> {
+        for id in ids {
+            if self.has_image(id).await? {
+                return Ok(Some(id.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
     /// Tags the image `id` as `repo:tag`.
     pub async fn tag(&self, id: &str, repo: &str, tag: &str) -> Result<()> {
         self.docker

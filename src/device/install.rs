@@ -205,8 +205,8 @@ async fn find_package(connect: &Connect, repository: &str, archive: &str) -> Res
     })
 }
 
-/// Loads every image archive, tags each under its local name, removes the archive;
-/// returns manifest digest → local reference.
+/// Loads every image archive the engine does not have yet, tags each image under its
+/// local name, removes the archives; returns manifest digest → local reference.
 async fn load_images(
     engine: &Engine,
     unpacked: &project::Unpacked,
@@ -214,22 +214,24 @@ async fn load_images(
 ) -> Result<BTreeMap<String, String>> {
     let mut locals = BTreeMap::new();
     for img in &unpacked.images {
-        engine.load(&img.file).await?;
-        let id = if engine.has_image(&img.config).await? {
-            &img.config
-        } else if engine.has_image(&img.manifest).await? {
-            &img.manifest
-        } else {
-            return Err(Error::invalid(format!(
+        // The image id is the config digest (classic image store) or the manifest digest
+        // (containerd image store); an image the engine has is not loaded again.
+        let mut id = engine.find_image(&[&img.config, &img.manifest]).await?;
+        if id.is_none() {
+            engine.load(&img.file).await?;
+            id = engine.find_image(&[&img.config, &img.manifest]).await?;
+        }
+        let id = id.ok_or_else(|| {
+            Error::invalid(format!(
                 "{} loaded, but the engine knows neither {} nor {}",
                 img.file.display(),
                 img.config,
                 img.manifest
-            )));
-        };
+            ))
+        })?;
         let image = pinned_name(compose, &img.manifest).unwrap_or_else(|| "image".into());
         let (repo, tag) = project::local_name(&image, &img.manifest);
-        engine.tag(id, &repo, &tag).await?;
+        engine.tag(&id, &repo, &tag).await?;
         locals.insert(img.manifest.clone(), format!("{repo}:{tag}"));
         let _ = std::fs::remove_file(&img.file);
     }
