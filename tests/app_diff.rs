@@ -153,3 +153,64 @@ fn package_diff_reads_published_and_prepared_packages_with_their_pinned_images()
         "{text}"
     );
 }
+
+#[test]
+fn package_diff_between_two_published_versions_shows_images_by_digest() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    gitops_repo(&env, &reg); // acme/poc-app:1.2.0 published
+    let fx = crate::util::fixtures();
+    reg.push_with_skopeo(&fx.oci("web"), "library/redis:7");
+    reg.push_with_skopeo(&fx.oci("multi"), "library/cache:1");
+    let compose = std::fs::read_to_string(env.work().join("app/compose.yaml")).unwrap();
+    env.write(
+        "app/compose.yaml",
+        &compose
+            .replace("\"5000:5000\"", "\"8080:5000\"")
+            .replace("library/redis:alpine", "library/redis:7")
+            .replace(
+                "configs:\n  site:",
+                &format!(
+                    "  cache:\n    image: {}/library/cache:1\nconfigs:\n  site:",
+                    reg.host
+                ),
+            ),
+    );
+    env.write("app/web.env", "REDIS_HOST=cache\n");
+    let margo = std::fs::read_to_string(env.work().join("app/margo.yaml")).unwrap();
+    env.write(
+        "app/margo.yaml",
+        &margo.replace("version: 1.2.0", "version: 1.3.0"),
+    );
+    env.cli("package prepare app --plain-http -o dist2 --image")
+        .arg(format!("web={}", fx.oci_archive.display()))
+        .assert()
+        .success();
+    env.cli(&format!(
+        "package publish dist2 --plain-http --to {}",
+        reg.repo("acme/poc-app")
+    ))
+    .assert()
+    .success();
+    let (old, new) = (
+        reg.repo("acme/poc-app:1.2.0"),
+        reg.repo("acme/poc-app:1.3.0"),
+    );
+    let text = package_diff(&env, &format!("--plain-http {old} {new}"));
+    let redis = format!("{}/library/redis", reg.host);
+    for line in [
+        "~ version: 1.2.0 → 1.3.0".to_string(),
+        "+ service cache".into(),
+        format!(
+            "    ~ image: {redis}:alpine@{} → {redis}:7@{}\n",
+            fx.digest("amd64"),
+            fx.digest("web")
+        ),
+        "    - port: 5000:5000".into(),
+        "    + port: 8080:5000".into(),
+        "    ~ environment REDIS_HOST: redis → cache".into(),
+        "    ~ file web.env: old content → new content".into(),
+    ] {
+        assert!(text.contains(&line), "`{line}` in:\n{text}");
+    }
+}
