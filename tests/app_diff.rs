@@ -15,6 +15,15 @@ fn package_diff(env: &Env, args: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The app's margo.yaml at version 1.3.0 instead of 1.2.0.
+fn bump_to_1_3_0(env: &Env) {
+    let margo = std::fs::read_to_string(env.work().join("app/margo.yaml")).unwrap();
+    env.write(
+        "app/margo.yaml",
+        &margo.replace("version: 1.2.0", "version: 1.3.0"),
+    );
+}
+
 #[test]
 fn package_diff_shows_services_images_ports_environment_and_files() {
     let reg = Registry::plain();
@@ -46,11 +55,7 @@ fn package_diff_shows_services_images_ports_environment_and_files() {
         "REDIS_HOST=cache\nAPI_TOKEN=new-token-never-shown\n",
     );
     env.write("app/config/site.conf", "greeting = hi\n");
-    let margo = std::fs::read_to_string(env.work().join("app/margo.yaml")).unwrap();
-    env.write(
-        "app/margo.yaml",
-        &margo.replace("version: 1.2.0", "version: 1.3.0"),
-    );
+    bump_to_1_3_0(&env);
     git_commit(&env, "2024-02-02T00:00:00Z", "the app, changed");
     let text = package_diff(&env, &format!("git:{old} git:HEAD"));
     for line in [
@@ -91,11 +96,7 @@ fn package_diff_reads_published_and_prepared_packages_with_their_pinned_images()
     let env = Env::new();
     gitops_repo(&env, &reg); // acme/poc-app:1.2.0 published from dist/
     env.write("app/web.env", "REDIS_HOST=cache\n");
-    let margo = std::fs::read_to_string(env.work().join("app/margo.yaml")).unwrap();
-    env.write(
-        "app/margo.yaml",
-        &margo.replace("version: 1.2.0", "version: 1.3.0"),
-    );
+    bump_to_1_3_0(&env);
     env.cli("package prepare app --plain-http -o dist2 --image")
         .arg(format!(
             "web={}",
@@ -177,11 +178,7 @@ fn package_diff_between_two_published_versions_shows_images_by_digest() {
             ),
     );
     env.write("app/web.env", "REDIS_HOST=cache\n");
-    let margo = std::fs::read_to_string(env.work().join("app/margo.yaml")).unwrap();
-    env.write(
-        "app/margo.yaml",
-        &margo.replace("version: 1.2.0", "version: 1.3.0"),
-    );
+    bump_to_1_3_0(&env);
     env.cli("package prepare app --plain-http -o dist2 --image")
         .arg(format!("web={}", fx.oci_archive.display()))
         .assert()
