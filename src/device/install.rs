@@ -72,7 +72,13 @@ pub async fn install(
     let dir = cx.state.deployment_dir(&d.id);
     let mut components = BTreeMap::new();
     for s in staged {
-        let project = project_name(&d.name, &s.component.name);
+        // A component keeps its project when its deployment is renamed.
+        let project = previous
+            .and_then(|p| p.components.get(&s.component.name))
+            .map_or_else(
+                || project_name(&d.name, &s.component.name),
+                |c| c.project.clone(),
+            );
         let dest = dir.join(&s.component.name);
         at(
             "E_COMPOSE",

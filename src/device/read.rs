@@ -159,6 +159,14 @@ pub fn parse_deployment(id: &str, bytes: &[u8]) -> Result<Deployment> {
         .as_str()
         .or(doc["id"].as_str())
         .unwrap_or_default();
+    // Both name folders on the device: checked here whatever validation says.
+    if !crate::margo::validate::is_uuid(id) {
+        return Err(Error::invalid_file(
+            &file,
+            None,
+            format!("the State Manifest lists it as `{id}`, which is not a UUID"),
+        ));
+    }
     if doc_id != id {
         return Err(Error::invalid_file(
             &file,
@@ -181,6 +189,13 @@ pub fn parse_deployment(id: &str, bytes: &[u8]) -> Result<Deployment> {
     let mut components = Vec::new();
     for c in profile["components"].as_sequence().into_iter().flatten() {
         let name = c["name"].as_str().unwrap_or_default().to_string();
+        if !crate::margo::validate::is_component_name(&name) {
+            return Err(Error::invalid_file(
+                &file,
+                None,
+                format!("component name `{name}`: lower-case letters, digits and dashes only"),
+            ));
+        }
         let (package, archive) = package_reference(&c["properties"]).ok_or_else(|| {
             let why = match c["properties"]["packageLocation"].as_str() {
                 Some(loc) => {
@@ -353,6 +368,14 @@ mod tests {
                 .contains("is not a registry or layout blob URL"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn ids_and_component_names_that_would_name_other_folders_are_refused() {
+        let e = parse_deployment("../../x", GOOD.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("not a UUID"), "{e}");
+        let doc = GOOD.replace("      - name: poc-app", "      - name: ../../x");
+        assert!(parse_deployment(ID, doc.as_bytes()).is_err());
     }
 
     #[test]
