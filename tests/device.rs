@@ -535,3 +535,79 @@ fn the_pocs_form_names_the_archive_blob_and_runs_too() {
     );
     assert_eq!(device.container("site-a-demo"), Some(id));
 }
+
+#[test]
+fn a_device_trusts_the_keyless_identity_its_policy_file_names() {
+    use crate::util::{SigstoreStandIn, ACTIONS_ISSUER, WORKFLOW_IDENTITY};
+    let reg = Registry::plain();
+    let sig = SigstoreStandIn::start();
+    let env = Env::new();
+    device_repo(&env, &reg);
+    // Version 1.1.0 signed keylessly, as the Action signs (the token through the Actions
+    // path of the Sigstore stand-in).
+    let margo = std::fs::read_to_string(env.work().join("app/margo.yaml")).unwrap();
+    env.write(
+        "app/margo.yaml",
+        &margo.replace("version: 1.0.0", "version: 1.1.0"),
+    );
+    let _ = std::fs::remove_dir_all(env.work().join("dist"));
+    env.cli("package prepare app -o dist --plain-http")
+        .assert()
+        .success();
+    let mut publish = env.cli("package publish dist --plain-http --sign keyless");
+    publish.arg("--trust-config").arg(sig.trust_config());
+    for (k, v) in sig.actions_env() {
+        publish.env(k, v);
+    }
+    publish.assert().success();
+    commit(&env, "2024-01-02T00:00:00Z", None);
+
+    // The policy in the state folder: the workflow's identity, its issuer, the trust config.
+    let policy = |identity: &str| {
+        env.write(
+            "state/policy.yaml",
+            &format!(
+                "certificateIdentity: {identity}\ncertificateOidcIssuer: {ACTIONS_ISSUER}\ntrustConfig: {}\n",
+                sig.trust_config().display()
+            ),
+        );
+    };
+    policy(WORKFLOW_IDENTITY);
+    let engine = DockerEngine::start();
+    let device = Device {
+        env: &env,
+        engine: &engine,
+        from: reg.repo("acme/demo-desired"),
+    };
+    let out = device.sync("");
+    assert!(out.status.success(), "{}", text(&out));
+    let a = device.container("site-a-demo").expect("site-a runs");
+
+    // Another workflow's identity: the next version is refused, site-a keeps running.
+    policy("https://github.com/acme/other/.github/workflows/publish.yml@refs/heads/main");
+    env.write("deployments/a.yaml", "greeting: elsewhere\n");
+    commit(&env, "2024-01-03T00:00:00Z", None);
+    let out = device.sync("");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "signed by `{WORKFLOW_IDENTITY}`, not `https://github.com/acme/other/"
+        )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(device.container("site-a-demo"), Some(a));
+    assert_eq!(
+        device.status("site-a")["status"]["error"]["code"],
+        "E_VERIFY"
+    );
+
+    // A policy file with a field no one reads is an error at its line.
+    env.write(
+        "state/policy.yaml",
+        "key: keys/k.pub\ncertificateIdentty: x\n",
+    );
+    let out = device.sync("");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("policy.yaml:2"), "{}", text(&out));
+}
