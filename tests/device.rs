@@ -85,7 +85,16 @@ struct Device<'a> {
     from: String,
 }
 
-impl Device<'_> {
+impl<'a> Device<'a> {
+    /// The device that follows `reg`'s `acme/demo-desired` on `engine`.
+    fn new(env: &'a Env, engine: &'a DockerEngine, reg: &Registry) -> Self {
+        Device {
+            env,
+            engine,
+            from: reg.repo("acme/demo-desired"),
+        }
+    }
+
     fn sync(&self, extra: &str) -> std::process::Output {
         self.env
             .cli(&format!(
@@ -211,11 +220,7 @@ fn a_device_follows_desired_verifies_and_runs_what_it_names() {
     let env = Env::new();
     device_repo(&env, &reg);
     let engine = DockerEngine::start();
-    let device = Device {
-        env: &env,
-        engine: &engine,
-        from: reg.repo("acme/demo-desired"),
-    };
+    let device = Device::new(&env, &engine, &reg);
 
     // No trust policy: nothing is installed.
     let out = device.sync("");
@@ -499,11 +504,7 @@ fn the_pocs_form_names_the_archive_blob_and_runs_too() {
     );
 
     let engine = DockerEngine::start();
-    let device = Device {
-        env: &env,
-        engine: &engine,
-        from: reg.repo("acme/demo-desired"),
-    };
+    let device = Device::new(&env, &engine, &reg);
     let stdout = device.sync_ok();
     // The package that holds the blob, by digest, is what was verified and runs.
     let digest = crate::util::sha256_hex(&reg.get("acme/demo/manifests/1.0.0"));
@@ -574,11 +575,7 @@ fn a_device_trusts_the_keyless_identity_its_policy_file_names() {
     };
     policy(WORKFLOW_IDENTITY);
     let engine = DockerEngine::start();
-    let device = Device {
-        env: &env,
-        engine: &engine,
-        from: reg.repo("acme/demo-desired"),
-    };
+    let device = Device::new(&env, &engine, &reg);
     let out = device.sync("");
     assert!(out.status.success(), "{}", text(&out));
     let a = device.container("site-a-demo").expect("site-a runs");
