@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::oci::blocking;
 
 /// A connected engine.
-pub struct Engine {
+pub(crate) struct Engine {
     docker: Docker,
 }
 
@@ -28,7 +28,7 @@ fn engine_error(what: &str, e: impl std::fmt::Display) -> Error {
 
 impl Engine {
     /// Connects where `DOCKER_HOST` says (the default socket otherwise).
-    pub async fn connect() -> Result<Engine> {
+    pub(crate) async fn connect() -> Result<Engine> {
         let docker = Docker::connect_with_defaults().map_err(|e| engine_error("connect", e))?;
         let docker = docker
             .negotiate_version()
@@ -38,7 +38,7 @@ impl Engine {
     }
 
     /// Loads an image archive (`docker save` or OCI layout tarball), streamed from disk.
-    pub async fn load(&self, archive: &Path) -> Result<()> {
+    pub(crate) async fn load(&self, archive: &Path) -> Result<()> {
         let file = tokio::fs::File::open(archive)
             .await
             .map_err(Error::io("read", archive))?;
@@ -62,7 +62,7 @@ impl Engine {
     }
 
     /// True when the engine has an image by this name or id.
-    pub async fn has_image(&self, name: &str) -> Result<bool> {
+    pub(crate) async fn has_image(&self, name: &str) -> Result<bool> {
         match self.docker.inspect_image(name).await {
             Ok(_) => Ok(true),
             Err(bollard::errors::Error::DockerResponseServerError {
@@ -73,7 +73,7 @@ impl Engine {
     }
 
     /// The first of `ids` the engine has an image by.
-    pub async fn find_image(&self, ids: &[&str]) -> Result<Option<String>> {
+    pub(crate) async fn find_image(&self, ids: &[&str]) -> Result<Option<String>> {
         for id in ids {
             if self.has_image(id).await? {
                 return Ok(Some(id.to_string()));
@@ -83,7 +83,7 @@ impl Engine {
     }
 
     /// Tags the image `id` as `repo:tag`.
-    pub async fn tag(&self, id: &str, repo: &str, tag: &str) -> Result<()> {
+    pub(crate) async fn tag(&self, id: &str, repo: &str, tag: &str) -> Result<()> {
         self.docker
             .tag_image(
                 id,
@@ -99,13 +99,13 @@ impl Engine {
 
 /// The compose the device has.
 #[derive(Clone, Debug)]
-pub struct Compose {
+pub(crate) struct Compose {
     program: Vec<String>,
 }
 
 impl Compose {
     /// `docker compose` when the CLI has it, else `docker-compose`.
-    pub fn detect() -> Result<Compose> {
+    pub(crate) fn detect() -> Result<Compose> {
         let works = |args: &[&str]| {
             Command::new(args[0])
                 .args(&args[1..])
@@ -129,12 +129,12 @@ impl Compose {
     }
 
     /// Brings project `project` up from `file` (its folder the project directory).
-    pub fn up(&self, project: &str, file: &Path) -> Result<()> {
+    pub(crate) fn up(&self, project: &str, file: &Path) -> Result<()> {
         self.run(project, file, &["up", "-d", "--remove-orphans"])
     }
 
     /// Brings project `project` down, its containers and networks removed.
-    pub fn down(&self, project: &str, file: &Path) -> Result<()> {
+    pub(crate) fn down(&self, project: &str, file: &Path) -> Result<()> {
         self.run(project, file, &["down", "--remove-orphans"])
     }
 

@@ -23,7 +23,7 @@ use crate::signing::verify::{self, Requirement};
 
 /// Why a deployment failed: a code for its status manifest, the component at fault.
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub code: &'static str,
     pub component: Option<String>,
     pub error: Error,
@@ -42,7 +42,7 @@ fn at<T>(code: &'static str, component: &str, r: Result<T>) -> Step<T> {
 }
 
 /// What installing needs besides the deployment.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub state: &'a StateDir,
     pub requirement: &'a Requirement,
     pub connect: &'a Connect,
@@ -59,7 +59,7 @@ struct Staged<'c> {
 }
 
 /// Installs (or updates) `d`; `previous` is what ran before, if anything.
-pub async fn install(
+pub(crate) async fn install(
     cx: &Context<'_>,
     d: &Deployment,
     previous: Option<&AppliedDeployment>,
@@ -292,7 +292,7 @@ fn swap_in(
 }
 
 /// Brings a component's project down and removes its folder.
-pub fn take_down(compose: &Compose, project: &str, dir: &Path) -> Result<()> {
+pub(crate) fn take_down(compose: &Compose, project: &str, dir: &Path) -> Result<()> {
     if let Ok(file) = compose_file(dir) {
         compose.down(project, &file)?;
     }
@@ -312,7 +312,7 @@ fn compose_file(dir: &Path) -> Result<PathBuf> {
 
 /// The compose project of a component: `<deployment>-<component>`, in the characters
 /// every compose accepts.
-pub fn project_name(deployment: &str, component: &str) -> String {
+pub(crate) fn project_name(deployment: &str, component: &str) -> String {
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| c.to_ascii_lowercase())

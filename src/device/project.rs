@@ -19,7 +19,7 @@ use crate::package::compose::COMPOSE_NAMES;
 
 /// A package unpacked on the device.
 #[derive(Debug)]
-pub struct Unpacked {
+pub(crate) struct Unpacked {
     /// The app folder (the archive's one top-level folder).
     pub dir: PathBuf,
     pub compose_file: PathBuf,
@@ -28,7 +28,7 @@ pub struct Unpacked {
 
 /// One image archive of a package.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageArchive {
+pub(crate) struct ImageArchive {
     pub file: PathBuf,
     /// The manifest digest the compose file pins.
     pub manifest: String,
@@ -37,7 +37,7 @@ pub struct ImageArchive {
 }
 
 /// Finds the app folder, its compose file and its image archives under `root`.
-pub fn open(root: &Path) -> Result<Unpacked> {
+pub(crate) fn open(root: &Path) -> Result<Unpacked> {
     let tops: Vec<PathBuf> = fs::read_dir(root)
         .map_err(Error::io("read", root))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -124,7 +124,7 @@ fn read_image_archive(file: &Path) -> Result<ImageArchive> {
 /// The local name of the image `image` pinned to `digest`: `(repository, tag)`, where the
 /// repository's first part is a host no one serves (`margo-gitops.local`), so a missing
 /// image is never pulled from elsewhere by mistake.
-pub fn local_name(image: &str, digest: &str) -> (String, String) {
+pub(crate) fn local_name(image: &str, digest: &str) -> (String, String) {
     let base = image
         .split('@')
         .next()
@@ -147,7 +147,7 @@ pub fn local_name(image: &str, digest: &str) -> (String, String) {
 /// The compose file `text` rewritten for this engine: images pinned to a digest in
 /// `locals` (manifest digest → local reference) replaced, `environment` set on every
 /// service, the top-level `name:` dropped.
-pub fn rewrite(
+pub(crate) fn rewrite(
     text: &str,
     locals: &BTreeMap<String, String>,
     environment: &BTreeMap<String, String>,

@@ -21,7 +21,7 @@ use crate::oci::store::{descriptor_digest, Store};
 
 /// One version of the desired state.
 #[derive(Debug)]
-pub struct DesiredVersion {
+pub(crate) struct DesiredVersion {
     pub digest: Digest,
     pub manifest_version: u64,
     pub deployments: Vec<Deployment>,
@@ -29,7 +29,7 @@ pub struct DesiredVersion {
 
 /// One ApplicationDeployment, as a device runs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Deployment {
+pub(crate) struct Deployment {
     /// `metadata.annotations.id` (the State Manifest's `deploymentId`).
     pub id: String,
     pub name: String,
@@ -40,7 +40,7 @@ pub struct Deployment {
 
 /// One compose component: its package and the environment the parameters give it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Component {
+pub(crate) struct Component {
     pub name: String,
     /// The package reference: `registry/repository:revision` (or `@sha256:…`), or an
     /// `oci-layout:` one; for the PoC's form, the repository alone.
@@ -54,20 +54,20 @@ pub struct Component {
 /// The Desired State Manifest: what the device must run, by document digest.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StateManifest {
+pub(crate) struct StateManifest {
     pub manifest_version: u64,
     pub deployments: Vec<DeploymentRef>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeploymentRef {
+pub(crate) struct DeploymentRef {
     pub deployment_id: String,
     pub digest: String,
 }
 
 /// Reads a State Manifest (`application/vnd.margo.manifest.v1+json`).
-pub fn parse_state_manifest(bytes: &[u8]) -> Result<StateManifest> {
+pub(crate) fn parse_state_manifest(bytes: &[u8]) -> Result<StateManifest> {
     let m: StateManifest = serde_json::from_slice(bytes)
         .map_err(|e| Error::invalid(format!("the Desired State Manifest is not valid: {e}")))?;
     if m.manifest_version == 0 {
@@ -137,7 +137,7 @@ pub(crate) async fn read_version(store: &Store, what: &str, tag: &str) -> Result
 }
 
 /// Reads and validates one ApplicationDeployment document listed as `id`.
-pub fn parse_deployment(id: &str, bytes: &[u8]) -> Result<Deployment> {
+pub(crate) fn parse_deployment(id: &str, bytes: &[u8]) -> Result<Deployment> {
     let file = format!("deployment {id}");
     let text = std::str::from_utf8(bytes)
         .map_err(|_| Error::invalid_file(&file, None, "not UTF-8 text"))?;
@@ -159,7 +159,7 @@ pub fn parse_deployment(id: &str, bytes: &[u8]) -> Result<Deployment> {
         .as_str()
         .or(doc["id"].as_str())
         .unwrap_or_default();
-    // Both name folders on the device: checked here whatever validation says.
+    // The id names a folder on the device: checked here whatever validation says.
     if !crate::margo::validate::is_uuid(id) {
         return Err(Error::invalid_file(
             &file,
@@ -185,13 +185,28 @@ pub fn parse_deployment(id: &str, bytes: &[u8]) -> Result<Deployment> {
             format!("deployment profile type `{kind}`: a device runs compose deployments only"),
         ));
     }
-    let environment = environment(&doc["spec"]["parameters"]);
+    let components = components(&file, profile, &environment(&doc["spec"]["parameters"]))?;
+    Ok(Deployment {
+        id: id.to_string(),
+        name: doc["metadata"]["name"].as_str().unwrap_or(id).to_string(),
+        document: Digest::of(bytes).to_string(),
+        components,
+    })
+}
+
+/// The compose components of a deployment profile, each with its package and environment.
+fn components(
+    file: &str,
+    profile: &Value,
+    environment: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<Vec<Component>> {
     let mut components = Vec::new();
     for c in profile["components"].as_sequence().into_iter().flatten() {
         let name = c["name"].as_str().unwrap_or_default().to_string();
+        // It names a folder on the device: checked here whatever validation says.
         if !crate::margo::validate::is_component_name(&name) {
             return Err(Error::invalid_file(
-                &file,
+                file,
                 None,
                 format!("component name `{name}`: lower-case letters, digits and dashes only"),
             ));
@@ -203,7 +218,7 @@ pub fn parse_deployment(id: &str, bytes: &[u8]) -> Result<Deployment> {
                 }
                 None => "no `repository` with its `revision`, and no `packageLocation`".into(),
             };
-            Error::invalid_file(&file, None, format!("component `{name}`: {why}"))
+            Error::invalid_file(file, None, format!("component `{name}`: {why}"))
         })?;
         components.push(Component {
             environment: environment.get(&name).cloned().unwrap_or_default(),
@@ -212,17 +227,13 @@ pub fn parse_deployment(id: &str, bytes: &[u8]) -> Result<Deployment> {
             archive,
         });
     }
-    Ok(Deployment {
-        id: id.to_string(),
-        name: doc["metadata"]["name"].as_str().unwrap_or(id).to_string(),
-        document: Digest::of(bytes).to_string(),
-        components,
-    })
+    Ok(components)
 }
 
 /// The package a component's properties name: `repository` + `revision` (the current
-/// model), or the PoC's `packageLocation`: the compose archive's blob URL (`http(s)://HOST/v2/REPOSITORY/blobs/sha256:…` or `file://LAYOUT/blobs/sha256/…`),
-/// which gives the repository and the archive's digest. `keyLocation` is not read: what to
+/// model), or the PoC's `packageLocation`: the compose archive's blob URL
+/// (`http(s)://HOST/v2/REPOSITORY/blobs/sha256:…` or `file://LAYOUT/blobs/sha256/…`), which
+/// gives the repository and the archive's digest. `keyLocation` is not read: what to
 /// trust is the device's policy, not the document's.
 fn package_reference(props: &Value) -> Option<(String, Option<String>)> {
     let text = |k: &str| match &props[k] {
