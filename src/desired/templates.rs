@@ -29,11 +29,9 @@ fn scalar(s: String) -> String {
         && !s.starts_with(['-', '.'])
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    let reads_back = matches!(
-        serde_norway::from_str::<serde_norway::Value>(&s),
-        Ok(serde_norway::Value::String(ref t)) if *t == s
-    );
-    if simple && reads_back && crate::package::yaml::plain_everywhere(&s) {
+    // Simple words only (no `:`, `/` or `@`, which values may hold but keys should not
+    // show), and only those both YAML versions read back as themselves.
+    if simple && crate::package::yaml::plain_everywhere(&s) {
         s
     } else {
         serde_json::to_string(&s).expect("a string is JSON")

@@ -18,7 +18,7 @@ use crate::oci::blocking;
 use crate::oci::manifest::compose_layer;
 use crate::oci::reference::Target;
 use crate::oci::store::{Connect, Store};
-use crate::package::compose::COMPOSE_NAMES;
+use crate::package::compose;
 use crate::signing::verify::{self, Requirement};
 
 /// Why a deployment failed: a code for its status manifest, the component at fault.
@@ -121,22 +121,14 @@ async fn stage<'c>(cx: &Context<'_>, c: &'c Component, staging: &Path) -> Step<S
         )?,
         None => c.package.clone(),
     };
-    let verified = at(
+    let (verified, store, manifest) = at(
         "E_VERIFY",
         name,
-        verify::verify(&reference, cx.requirement, cx.connect).await,
+        verify::verify_subject(&reference, cx.requirement, cx.connect).await,
     )?;
     let target = at("E_FETCH", name, Target::parse(&reference))?;
     let package = format!("{}@{}", target.repo, verified.digest);
     let fetched = async {
-        let store = Store::open(&target.repo, cx.connect).await?;
-        let manifest = store
-            .manifest(verified.digest.as_str())
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                what: format!("package {package}"),
-                hint: None,
-            })?;
         let layer = compose_layer(&manifest)?
             .ok_or_else(|| Error::invalid(format!("{package} holds no compose archive")))?;
         let archive = staging.join(format!("{name}.tar.gz"));
@@ -158,16 +150,20 @@ async fn stage<'c>(cx: &Context<'_>, c: &'c Component, staging: &Path) -> Step<S
         std::fs::read_to_string(&unpacked.compose_file)
             .map_err(Error::io("read", &unpacked.compose_file)),
     )?;
-    let locals = at(
-        "E_IMAGE",
-        name,
-        load_images(cx.engine, &unpacked, &text).await,
-    )?;
-    let rewritten = at(
+    let ids = at("E_IMAGE", name, load_images(cx.engine, &unpacked).await)?;
+    let loaded = ids.keys().cloned().collect();
+    let (rewritten, locals) = at(
         "E_UNPACK",
         name,
-        project::rewrite(&text, &locals, &c.environment),
+        project::rewrite(&text, &loaded, &c.environment),
     )?;
+    for (digest, (repo, tag)) in &locals {
+        at(
+            "E_IMAGE",
+            name,
+            cx.engine.tag(&ids[digest], repo, tag).await,
+        )?;
+    }
     at(
         "E_UNPACK",
         name,
@@ -211,14 +207,13 @@ async fn find_package(connect: &Connect, repository: &str, archive: &str) -> Res
     })
 }
 
-/// Loads every image archive the engine does not have yet, tags each image under its
-/// local name, removes the archives; returns manifest digest → local reference.
+/// Loads every image archive the engine does not have yet and removes the archives;
+/// returns manifest digest → the image's id in the engine.
 async fn load_images(
     engine: &Engine,
     unpacked: &project::Unpacked,
-    compose: &str,
 ) -> Result<BTreeMap<String, String>> {
-    let mut locals = BTreeMap::new();
+    let mut ids = BTreeMap::new();
     for img in &unpacked.images {
         // The image id is the config digest (classic image store) or the manifest digest
         // (containerd image store); an image the engine has is not loaded again.
@@ -235,26 +230,10 @@ async fn load_images(
                 img.manifest
             ))
         })?;
-        let image = pinned_name(compose, &img.manifest).unwrap_or_else(|| "image".into());
-        let (repo, tag) = project::local_name(&image, &img.manifest);
-        engine.tag(&id, &repo, &tag).await?;
-        locals.insert(img.manifest.clone(), format!("{repo}:{tag}"));
+        ids.insert(img.manifest.clone(), id);
         let _ = std::fs::remove_file(&img.file);
     }
-    Ok(locals)
-}
-
-/// The image name the compose text pins to `digest`, if any.
-fn pinned_name(compose: &str, digest: &str) -> Option<String> {
-    let suffix = format!("@{digest}");
-    compose.lines().find_map(|l| {
-        let v = l
-            .trim()
-            .strip_prefix("image:")?
-            .trim()
-            .trim_matches(['"', '\'']);
-        v.strip_suffix(&suffix).map(str::to_string)
-    })
+    Ok(ids)
 }
 
 /// Renames `app_dir` to `dest` and brings the project up; when `up` fails, the previous
@@ -274,11 +253,11 @@ fn swap_in(
         std::fs::rename(dest, &old).map_err(Error::io("move", dest))?;
     }
     std::fs::rename(app_dir, dest).map_err(Error::io("move", app_dir))?;
-    let up = compose.up(project, &compose_file(dest)?);
+    let up = compose.up(project, &compose::find(dest)?);
     if up.is_err() && had_old {
         let _ = std::fs::remove_dir_all(dest);
         if std::fs::rename(&old, dest).is_ok() {
-            if let Ok(file) = compose_file(dest) {
+            if let Ok(file) = compose::find(dest) {
                 let _ = compose.up(project, &file);
             }
         }
@@ -293,21 +272,13 @@ fn swap_in(
 
 /// Brings a component's project down and removes its folder.
 pub(crate) fn take_down(compose: &Compose, project: &str, dir: &Path) -> Result<()> {
-    if let Ok(file) = compose_file(dir) {
+    if let Ok(file) = compose::find(dir) {
         compose.down(project, &file)?;
     }
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", dir)(e)),
         _ => Ok(()),
     }
-}
-
-fn compose_file(dir: &Path) -> Result<PathBuf> {
-    COMPOSE_NAMES
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
-        .ok_or_else(|| Error::invalid(format!("{}: no compose file", dir.display())))
 }
 
 /// The compose project of a component: `<deployment>-<component>`, in the characters

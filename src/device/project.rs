@@ -7,7 +7,7 @@
 //! and the top-level `name:` dropped (compose v1 refuses it; the project name is given on
 //! the command line anyway).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde_norway::{Mapping, Value};
 
 use crate::error::{Error, Result};
-use crate::package::compose::COMPOSE_NAMES;
+use crate::package::compose;
 
 /// A package unpacked on the device.
 #[derive(Debug)]
@@ -53,11 +53,8 @@ pub(crate) fn open(root: &Path) -> Result<Unpacked> {
             "the package's top-level entry is not a folder",
         ));
     }
-    let compose_file = COMPOSE_NAMES
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file() && !p.is_symlink())
-        .ok_or_else(|| Error::invalid("the package holds no compose file"))?;
+    let compose_file =
+        compose::find(dir).map_err(|_| Error::invalid("the package holds no compose file"))?;
     let mut images = Vec::new();
     let images_dir = dir.join("images");
     if images_dir.is_dir() && !images_dir.is_symlink() {
@@ -144,14 +141,19 @@ pub(crate) fn local_name(image: &str, digest: &str) -> (String, String) {
     (format!("margo-gitops.local/{name}"), hex.to_string())
 }
 
-/// The compose file `text` rewritten for this engine: images pinned to a digest in
-/// `locals` (manifest digest → local reference) replaced, `environment` set on every
-/// service, the top-level `name:` dropped.
+/// Per manifest digest, the local name (repository, tag) its image is tagged with.
+pub(crate) type LocalNames = BTreeMap<String, (String, String)>;
+
+/// The compose file `text` rewritten for this engine: each image pinned to a digest in
+/// `loaded` (the manifest digests whose images the engine has) replaced by its
+/// [`local_name`], `environment` set on every service, the top-level `name:` dropped.
+/// Returns the text and, per digest, the local name (repository, tag) to tag the image with.
 pub(crate) fn rewrite(
     text: &str,
-    locals: &BTreeMap<String, String>,
+    loaded: &BTreeSet<String>,
     environment: &BTreeMap<String, String>,
-) -> Result<String> {
+) -> Result<(String, LocalNames)> {
+    let mut locals = BTreeMap::new();
     let mut doc: Value = serde_norway::from_str(text)
         .map_err(|e| Error::invalid(format!("the package's compose file: {e}")))?;
     let Some(top) = doc.as_mapping_mut() else {
@@ -172,9 +174,11 @@ pub(crate) fn rewrite(
             .get("image")
             .and_then(Value::as_str)
             .and_then(|i| i.split_once('@'))
-            .map(|(_, d)| d.to_string());
-        if let Some(local) = pinned.and_then(|d| locals.get(&d)) {
-            s.insert("image".into(), Value::from(local.as_str()));
+            .filter(|(_, d)| loaded.contains(*d))
+            .map(|(name, d)| (d.to_string(), local_name(name, d)));
+        if let Some((digest, (repo, tag))) = pinned {
+            s.insert("image".into(), Value::from(format!("{repo}:{tag}")));
+            locals.insert(digest, (repo, tag));
         }
         if !environment.is_empty() {
             let mut env = environment_map(s.get("environment"));
@@ -185,9 +189,10 @@ pub(crate) fn rewrite(
         }
     }
     let body = crate::package::yaml::to_string(&doc);
-    Ok(format!(
+    let text = format!(
         "# Rewritten by margo-gitops device for this engine: images by local name, parameters as environment.\n{body}"
-    ))
+    );
+    Ok((text, locals))
 }
 
 /// A service's `environment` (a mapping or a list of `KEY=VALUE`) as a mapping.
@@ -219,9 +224,10 @@ mod tests {
         let (repo, tag) = local_name("reg:5000/library/redis:alpine", &digest);
         assert_eq!(repo, "margo-gitops.local/redis");
         assert_eq!(tag, "ab".repeat(32));
-        let locals = BTreeMap::from([(digest.clone(), format!("{repo}:{tag}"))]);
+        let loaded = BTreeSet::from([digest.clone()]);
         let env = BTreeMap::from([("GREETING".to_string(), "costs $5".to_string())]);
-        let out = rewrite(&text, &locals, &env).unwrap();
+        let (out, locals) = rewrite(&text, &loaded, &env).unwrap();
+        assert_eq!(locals[&digest], (repo.clone(), tag.clone()));
         let doc: Value = serde_norway::from_str(&out).unwrap();
         assert!(doc.get("name").is_none());
         assert_eq!(

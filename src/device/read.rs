@@ -280,16 +280,7 @@ fn environment(parameters: &Value) -> BTreeMap<String, BTreeMap<String, String>>
         return out;
     };
     for (_, p) in map {
-        let value = match &p["value"] {
-            Value::String(s) => s.clone(),
-            Value::Null => String::new(),
-            Value::Bool(b) => b.to_string(),
-            Value::Number(n) => n.to_string(),
-            other => serde_norway::to_string(other)
-                .unwrap_or_default()
-                .trim_end()
-                .to_string(),
-        };
+        let value = crate::package::yaml::text(&p["value"]);
         for t in p["targets"].as_sequence().into_iter().flatten() {
             let Some(var) = t["pointer"].as_str().and_then(|s| s.strip_prefix("ENV.")) else {
                 continue;

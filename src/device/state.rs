@@ -106,13 +106,6 @@ pub enum State {
     Failed,
 }
 
-impl std::fmt::Display for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = serde_json::to_value(self).unwrap_or_default();
-        f.write_str(s.as_str().unwrap_or("unknown"))
-    }
-}
-
 pub const STATUS_API_VERSION: &str = "deployment.margo.org/v1alpha1";
 
 impl StatusManifest {
@@ -199,7 +192,7 @@ impl StateDir {
         write_atomic(&self.applied_path(), &bytes)
     }
 
-    pub fn status_path(&self, id: &str) -> PathBuf {
+    fn status_path(&self, id: &str) -> PathBuf {
         self.0.join("status").join(format!("{id}.json"))
     }
 

@@ -228,6 +228,19 @@ impl Checker<'_> {
         }
     }
 
+    /// The items of a list; anything else is an error at `path`.
+    pub(crate) fn items<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n [Node]> {
+        let items = node.items();
+        if items.is_none() {
+            self.error(
+                node,
+                path,
+                format!("expected a list, found {}", node.describe()),
+            );
+        }
+        items
+    }
+
     pub(crate) fn uuid(&mut self, node: &Node, path: &str) {
         if let Some(s) = self.string(node, path) {
             if !is_uuid(s) {

@@ -30,6 +30,7 @@ use crate::oci::reference::Target;
 use crate::oci::store::{Connect, Store};
 use crate::package::compose::COMPOSE_NAMES;
 use crate::package::descriptor::Descriptor;
+use crate::package::yaml::text;
 
 /// One service as a device runs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -226,7 +227,7 @@ fn view(read: &Reader, read_margo: &Reader, where_: &str, label: &str) -> Result
     let mut services = BTreeMap::new();
     if let Some(map) = compose.get("services").and_then(Value::as_mapping) {
         for (name, s) in map {
-            let (image, pin) = match s.get("image").map(scalar) {
+            let (image, pin) = match s.get("image").map(text) {
                 Some(i) => match i.split_once('@') {
                     Some((name, d)) => (Some(name.to_string()), Some(d.to_string())),
                     None => (Some(i), None),
@@ -240,7 +241,7 @@ fn view(read: &Reader, read_margo: &Reader, where_: &str, label: &str) -> Result
                 ports: s
                     .get("ports")
                     .and_then(Value::as_sequence)
-                    .map(|p| p.iter().map(scalar).collect())
+                    .map(|p| p.iter().map(text).collect())
                     .unwrap_or_default(),
                 ..Default::default()
             };
@@ -254,7 +255,7 @@ fn view(read: &Reader, read_margo: &Reader, where_: &str, label: &str) -> Result
                 view.files.insert(rel.clone(), digest(read, &rel)?);
             }
             view.environment.extend(inline_env(s));
-            services.insert(scalar(name), view);
+            services.insert(text(name), view);
         }
     }
     let (mut version, mut resources) = (None, BTreeMap::new());
@@ -281,19 +282,6 @@ fn view(read: &Reader, read_margo: &Reader, where_: &str, label: &str) -> Result
 fn yaml(bytes: &[u8], name: &str) -> Result<Value> {
     serde_norway::from_slice(bytes)
         .map_err(|e| Error::invalid_file(name, e.location().map(|l| l.line()), e.to_string()))
-}
-
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Null => String::new(),
-        other => serde_norway::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-    }
 }
 
 /// The app-folder files a service uses: env files, the files of its configs (named at the
@@ -375,10 +363,10 @@ fn parse_env(text: &str) -> Vec<(String, String)> {
 
 fn inline_env(s: &Value) -> Vec<(String, String)> {
     match s.get("environment") {
-        Some(Value::Mapping(m)) => m.iter().map(|(k, v)| (scalar(k), scalar(v))).collect(),
+        Some(Value::Mapping(m)) => m.iter().map(|(k, v)| (text(k), text(v))).collect(),
         Some(Value::Sequence(list)) => list
             .iter()
-            .map(scalar)
+            .map(text)
             .map(|e| match e.split_once('=') {
                 Some((k, v)) => (k.to_string(), v.to_string()),
                 None => (e, String::new()),

@@ -66,6 +66,22 @@ fn nested(v: &Value, indent: usize, out: &mut String) {
     }
 }
 
+/// A value as the text a reader of it means: a string as it is, a number or boolean as
+/// written, null empty, a collection as (trimmed) YAML. What a diff shows and what an
+/// environment variable is set to.
+pub(crate) fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => String::new(),
+        other => serde_norway::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
+}
+
 fn scalar(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),

@@ -203,6 +203,19 @@ pub struct Verified {
 /// Verifies that the manifest `reference` serves now carries a valid signature meeting
 /// `req`; `Err` with each signature's reason when none does.
 pub async fn verify(reference: &str, req: &Requirement, connect: &Connect) -> Result<Verified> {
+    verify_subject(reference, req, connect)
+        .await
+        .map(|(verified, _, _)| verified)
+}
+
+/// [`verify`], also handing back the store and the manifest whose bytes were verified, for
+/// a caller that goes on to read the package (a device): nothing is asked twice, and what
+/// it reads is what was verified.
+pub(crate) async fn verify_subject(
+    reference: &str,
+    req: &Requirement,
+    connect: &Connect,
+) -> Result<(Verified, Store, Manifest)> {
     let check = Check::new(req)?;
     let (store, target, subject) = open_subject(reference, connect, false).await?;
     let entries = signature_entries(&store, &subject.digest).await?;
@@ -218,11 +231,12 @@ pub async fn verify(reference: &str, req: &Requirement, connect: &Connect) -> Re
             .await?
         {
             Ok(()) => {
-                return Ok(Verified {
+                let verified = Verified {
                     reference: target.to_string(),
-                    digest: subject.digest,
+                    digest: subject.digest.clone(),
                     signature: f,
-                })
+                };
+                return Ok((verified, store, subject));
             }
             Err(why) => reasons.push(format!(
                 "{}: {why}",

@@ -162,12 +162,7 @@ impl Checker<'_> {
         let Some(components) = self.required(profile, path, "components") else {
             return names;
         };
-        let Some(items) = components.items() else {
-            self.error(
-                components,
-                "spec.deploymentProfile.components",
-                format!("expected a list, found {}", components.describe()),
-            );
+        let Some(items) = self.items(components, "spec.deploymentProfile.components") else {
             return names;
         };
         if items.is_empty() {
@@ -339,12 +334,7 @@ impl Checker<'_> {
             let Some(targets) = self.required(p, &path, "targets") else {
                 continue;
             };
-            let Some(items) = targets.items() else {
-                self.error(
-                    targets,
-                    &join(&path, "targets"),
-                    format!("expected a list, found {}", targets.describe()),
-                );
+            let Some(items) = self.items(targets, &join(&path, "targets")) else {
                 continue;
             };
             for (i, t) in items.iter().enumerate() {
@@ -358,12 +348,7 @@ impl Checker<'_> {
                 let Some(cs) = self.required(t, &tpath, "components") else {
                     continue;
                 };
-                let Some(list) = cs.items() else {
-                    self.error(
-                        cs,
-                        &join(&tpath, "components"),
-                        format!("expected a list, found {}", cs.describe()),
-                    );
+                let Some(list) = self.items(cs, &join(&tpath, "components")) else {
                     continue;
                 };
                 for (j, c) in list.iter().enumerate() {

@@ -84,14 +84,7 @@ impl Checker<'_> {
                 &[]
             }
             Some(items) => items,
-            None => {
-                self.error(
-                    n,
-                    &join(path, key),
-                    format!("expected a list, found {}", n.describe()),
-                );
-                &[]
-            }
+            None => self.items(n, &join(path, key)).unwrap_or(&[]),
         }
     }
 
@@ -185,12 +178,7 @@ impl Checker<'_> {
 
     /// A list of mappings with string fields `known`, of which `required` must be present.
     fn records(&mut self, node: &Node, path: &str, known: &[&str], required: &[&str]) {
-        let Some(items) = node.items() else {
-            self.error(
-                node,
-                path,
-                format!("expected a list, found {}", node.describe()),
-            );
+        let Some(items) = self.items(node, path) else {
             return;
         };
         for (i, item) in items.iter().enumerate() {
