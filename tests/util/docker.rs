@@ -1,7 +1,8 @@
 //! A Docker engine of the test's own (Debian's dockerd, installed by `scripts/test`):
 //! private data root, exec root and socket, the `vfs` storage driver, so it runs on these
 //! machines beside nothing else. One engine at a time: starting one waits for the last to
-//! stop. It is stopped (SIGTERM, then killed) when the test ends.
+//! stop. When the test ends its containers and networks are removed (so no bridge is left
+//! on the host) and it is stopped (SIGTERM, then killed).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -69,6 +70,20 @@ impl DockerEngine {
 
 impl Drop for DockerEngine {
     fn drop(&mut self) {
+        // Containers and networks first: a dockerd stopped with networks in place leaves
+        // their bridges on the host, and with the data root gone no engine removes them;
+        // enough of those exhaust the address pools every later engine draws from.
+        let ids = self.docker(&["ps", "-aq"]);
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.iter().map(String::as_str));
+            self.docker(&args);
+        }
+        self.docker(&["network", "prune", "-f"]);
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
