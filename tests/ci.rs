@@ -3,79 +3,13 @@
 //! Actions token endpoint of the Sigstore stand-in, a real registry, and a stand-in of
 //! GitHub's REST API for the pull-request comment.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output};
+use std::process::Output;
 
 use crate::desired::{git_commit, gitops_repo, head};
+use crate::util::github::{GitHubApiStandIn, GITHUB_TOKEN};
 use crate::util::{Env, Registry, SigstoreStandIn, ACTIONS_ISSUER, WORKFLOW_IDENTITY};
 
-const GITHUB_TOKEN: &str = "ghs_standin_token_never_printed";
 const MARKER: &str = "<!-- margo-gitops:desired-state-diff -->";
-
-/// Stand-in for GitHub's REST API (`tests/support/github_api_standin.py`).
-struct GitHubApiStandIn {
-    url: String,
-    log: PathBuf,
-    state: PathBuf,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for GitHubApiStandIn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl GitHubApiStandIn {
-    fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    /// The stand-in as a fork's pull request sees it: its token reads, never writes.
-    fn read_only() -> Self {
-        Self::start_with(&["--read-only"])
-    }
-
-    fn start_with(flags: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("requests.log");
-        let state = dir.path().join("comments.json");
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/support/github_api_standin.py");
-        let (child, port) = crate::util::spawn_listening(
-            Command::new("python3")
-                .arg(script)
-                .arg(GITHUB_TOKEN)
-                .arg(&log)
-                .arg(&state)
-                .args(flags),
-        );
-        GitHubApiStandIn {
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-            state,
-            child,
-            _dir: dir,
-        }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn comments(&self) -> Vec<serde_json::Value> {
-        std::fs::read(&self.state)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
-    }
-}
 
 /// One simulated job step: the event file, the output and summary files.
 struct Job<'a> {
@@ -730,4 +664,79 @@ fn a_pull_request_that_changes_the_app_but_not_its_published_version_fails_first
     );
     assert!(comment.contains(&moved), "{moved} in {comment}");
     assert!(comment.contains("~ version: 1.2.0 → 1.3.0"), "{comment}");
+}
+
+#[test]
+fn pull_request_target_is_refused_with_what_to_use_instead() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    let (base, pr_head) = pull_request_repo(&env, &reg);
+    let writes = reg.writes();
+    let job = Job {
+        env: &env,
+        name: "target",
+    };
+    let (out, output, _) = job.run(
+        "pull_request_target",
+        pull_request(7, &base, &pr_head),
+        &pr_head,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("`pull_request_target` is refused") && said.contains("on `pull_request`"),
+        "{said}"
+    );
+    assert!(output.is_empty());
+    assert_eq!(reg.writes(), writes);
+}
+
+#[test]
+fn every_input_the_action_passes_counts_as_unset_when_empty() {
+    // The variables the action's `ci` step declares, each as a runner sets an input nobody
+    // gave: empty.
+    let action: serde_json::Value = serde_norway::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let step = action["runs"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "run")
+        .unwrap();
+    let empty: Vec<(&str, String)> = step["env"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| (k.as_str(), String::new()))
+        .collect();
+    assert!(empty.len() >= 12, "{empty:?}");
+    let reg = Registry::plain();
+    let env = Env::new();
+    gitops_repo(&env, &reg);
+    let sha = head(&env);
+    let writes = reg.writes();
+    let job = Job {
+        env: &env,
+        name: "empty-inputs",
+    };
+    let mut vars = empty.clone();
+    vars.push(("GITHUB_REF", "refs/heads/feature".into()));
+    let event = serde_json::json!({"ref": "refs/heads/feature", "inputs": {}, "repository": {"default_branch": "main"}});
+    let (out, _, summary) = job.run("workflow_dispatch", event, &sha, &vars);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(
+            "::notice title=margo-gitops::A dispatch on refs/heads/feature publishes nothing"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(summary.contains("nothing was pushed"), "{summary}");
+    assert_eq!(reg.writes(), writes);
 }

@@ -1,8 +1,13 @@
-//! The GitHub REST API, for the one thing `ci` asks of it: a pull request's review comment,
+//! The GitHub API, for the one thing `ci` asks of it: a pull request's review comment,
 //! created once and updated in place afterwards, found by a hidden marker (octocrab).
+//! Only a comment written by the token's own user, and opening with the marker, is ours:
+//! anyone can paste the marker into a comment of their own (or into text another workflow
+//! of the same bot quotes), and we must not edit (or be steered by) theirs. Who the token is
+//! comes from GraphQL's `viewer`, which answers for the installation token Actions gives
+//! (`GET /user` refuses it) as for a personal one.
 //!
-//! The API root is `GITHUB_API_URL`, so GitHub Enterprise Server works; the token is a
-//! [`Secret`] that only goes into the `Authorization` header.
+//! The API roots are `GITHUB_API_URL` and `GITHUB_GRAPHQL_URL`, so GitHub Enterprise Server
+//! works; the token is a [`Secret`] that only goes into the `Authorization` header.
 
 use octocrab::models::CommentId;
 use octocrab::Octocrab;
@@ -44,28 +49,67 @@ pub(crate) struct GitHub {
     owner: String,
     repo: String,
     api_url: String,
+    graphql: Octocrab,
+    graphql_path: String,
 }
 
 impl GitHub {
-    /// A client for `repository` (`OWNER/REPO`) at `api_url`.
-    pub(crate) fn new(api_url: &str, token: &Secret, repository: &str) -> Result<GitHub> {
+    /// A client for `repository` (`OWNER/REPO`) at `api_url` and `graphql_url`.
+    pub(crate) fn new(
+        api_url: &str,
+        graphql_url: &str,
+        token: &Secret,
+        repository: &str,
+    ) -> Result<GitHub> {
         let (owner, repo) = repository.split_once('/').ok_or_else(|| {
             Error::Usage(format!(
                 "GITHUB_REPOSITORY `{repository}` is not OWNER/REPO"
             ))
         })?;
-        let client = Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| Error::Usage(format!("GITHUB_API_URL `{api_url}`: {e}")))?
-            .personal_token(token.expose_secret().to_string())
-            .build()
-            .map_err(|e| Error::service("GitHub API", e.to_string()))?;
+        let client = |base: &str, var: &str| {
+            Octocrab::builder()
+                .base_uri(base)
+                .map_err(|e| Error::Usage(format!("{var} `{base}`: {e}")))?
+                .personal_token(token.expose_secret().to_string())
+                .build()
+                .map_err(|e| Error::service("GitHub API", e.to_string()))
+        };
+        // octocrab joins every path onto its base's path; GraphQL's path is not under
+        // REST's on GitHub Enterprise Server (/api/graphql, /api/v3), so it gets a client
+        // rooted at the server.
+        let url = reqwest::Url::parse(graphql_url)
+            .map_err(|e| Error::Usage(format!("GITHUB_GRAPHQL_URL `{graphql_url}`: {e}")))?;
+        let origin = url.origin().ascii_serialization();
         Ok(GitHub {
-            client,
+            client: client(api_url, "GITHUB_API_URL")?,
+            graphql: client(&origin, "GITHUB_GRAPHQL_URL")?,
+            graphql_path: url.path().to_string(),
             owner: owner.into(),
             repo: repo.into(),
             api_url: api_url.into(),
         })
+    }
+
+    /// The login the token acts as (`github-actions[bot]` for a workflow's own token).
+    async fn viewer(&self) -> std::result::Result<String, octocrab::Error> {
+        #[derive(serde::Deserialize)]
+        struct Data {
+            viewer: Viewer,
+        }
+        #[derive(serde::Deserialize)]
+        struct Viewer {
+            login: String,
+        }
+        let query = serde_json::json!({ "query": "query { viewer { login } }" });
+        let response: octocrab::GraphqlResponse<Data> =
+            self.graphql.post(&self.graphql_path, Some(&query)).await?;
+        match response {
+            octocrab::GraphqlResponse::Ok(ok) => Ok(ok.data.viewer.login),
+            octocrab::GraphqlResponse::Err(err) => Err(octocrab::Error::Graphql {
+                source: err.errors.into(),
+                backtrace: std::backtrace::Backtrace::capture(),
+            }),
+        }
     }
 
     fn failed(&self, e: &octocrab::Error) -> Error {
@@ -82,8 +126,8 @@ impl GitHub {
         .with_hint("does the job have `permissions: pull-requests: write`?")
     }
 
-    /// Puts `body` (which must contain `marker`) on pull request `number`: updates the
-    /// comment that carries the marker, or creates it when there is none.
+    /// Puts `body` (which must open with `marker`) on pull request `number`: updates the
+    /// token's own comment that opens with the marker, or creates it when there is none.
     /// A token that may not write (403/404) gives [`CommentOutcome::NotAllowed`]; any
     /// other failure is an error.
     pub(crate) async fn upsert_comment(
@@ -107,14 +151,13 @@ impl GitHub {
         marker: &str,
         body: &str,
     ) -> std::result::Result<CommentOutcome, octocrab::Error> {
+        let me = self.viewer().await?;
         let issues = self.client.issues(&self.owner, &self.repo);
         let mut page = issues.list_comments(number).per_page(100).send().await?;
         let existing = loop {
-            if let Some(c) = page
-                .items
-                .iter()
-                .find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
-            {
+            if let Some(c) = page.items.iter().find(|c| {
+                c.user.login == me && c.body.as_deref().is_some_and(|b| b.starts_with(marker))
+            }) {
                 break Some((c.id, c.body.clone().unwrap_or_default()));
             }
             match self

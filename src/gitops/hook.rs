@@ -63,20 +63,48 @@ pub(crate) fn is_margo_document(text: &str) -> bool {
         .unwrap_or_else(|_| kinds.iter().any(|k| text.contains(k)))
 }
 
+/// Where the package is when a commit's `.margo-gitops.yaml` does not say: for the `ci`
+/// review, the action's `package-repository` input (which wins over the file, as in the
+/// push job), else `REGISTRY/APP-ID` under its `registry` input. Empty for the hooks a user
+/// runs, where the file says it or nothing renders.
+#[derive(Clone, Debug, Default)]
+pub struct PackageRepository {
+    pub overriding: Option<String>,
+    pub registry: Option<String>,
+}
+
+impl PackageRepository {
+    /// Writes the package repository into `config` as described above.
+    pub(crate) fn apply(&self, source: &Source, config: &mut Config) -> Result<()> {
+        if let Some(r) = &self.overriding {
+            config.package_repository = Some(r.clone());
+        } else if config.package_repository.is_none() {
+            if let Some(registry) = &self.registry {
+                let id = pipeline::app_metadata(source, config, "id")?;
+                config.package_repository =
+                    Some(format!("{}/{id}", registry.trim_end_matches('/')));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Renders the configured desired state from `source` and validates it.
 async fn check_rendering(
     source: &Source<'_>,
     commit: &str,
     check_registry: bool,
     connect: &Connect,
+    packages: &PackageRepository,
 ) -> Result<Vec<Finding>> {
-    let config = Config::load(source)?;
+    let mut config = Config::load(source)?;
     if config.package_repository.is_none()
         && config.deployments.is_empty()
         && config.template.is_none()
     {
         return Ok(Vec::new()); // nothing configured to render
     }
+    packages.apply(source, &mut config)?;
     let reference = pipeline::package_ref(source, &config, None)?;
     let mut connect = connect.clone();
     connect.plain_http |= config.plain_http;
@@ -189,6 +217,7 @@ pub async fn pre_push(
     updates: &[Update],
     check_registry: bool,
     connect: &Connect,
+    packages: &PackageRepository,
 ) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     for u in updates {
@@ -235,7 +264,8 @@ pub async fn pre_push(
             repo,
             commit: u.local_sha.clone(),
         };
-        findings.extend(check_rendering(&tip, &u.local_sha, check_registry, connect).await?);
+        findings
+            .extend(check_rendering(&tip, &u.local_sha, check_registry, connect, packages).await?);
     }
     Ok(findings)
 }
@@ -269,7 +299,8 @@ pub async fn pre_commit(
         }
     }
     let source = Source::WorkTree(root.to_path_buf());
-    findings.extend(check_rendering(&source, "staged", check_registry, connect).await?);
+    let packages = PackageRepository::default();
+    findings.extend(check_rendering(&source, "staged", check_registry, connect, &packages).await?);
     Ok(findings)
 }
 

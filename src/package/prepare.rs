@@ -50,6 +50,9 @@ pub struct PrepareOptions {
     pub connect: Connect,
     /// `--sign`: a signature over the archive, written beside it.
     pub sign: SignOptions,
+    /// The commit the app comes from when `app_dir` is not inside its repository (an
+    /// export of the commit); else HEAD of the repository around `app_dir` is read.
+    pub git: Option<git::GitInfo>,
 }
 
 /// The result of a prepare: the descriptor and where it was written.
@@ -82,7 +85,7 @@ pub async fn prepare(opts: &PrepareOptions) -> Result<Prepared> {
     let compose = ComposeApp::load(&opts.app_dir)?;
     let margo = app::load(&opts.app_dir)?;
     let (app_id, version) = identity(opts, &compose, margo.as_ref())?;
-    let git = git::discover(&opts.app_dir);
+    let git = opts.git.clone().or_else(|| git::discover(&opts.app_dir));
     let mtime = git::source_date_epoch(git.as_ref())?;
     let built = tempfile::tempdir().map_err(Error::io("create", std::env::temp_dir()))?;
     let archives = built_images(

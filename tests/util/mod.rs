@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod docker;
+pub mod github;
 
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "s3cr3t-Pa55word-never-printed";

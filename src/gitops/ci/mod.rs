@@ -6,8 +6,12 @@
 //!   version for every pushed commit (a mirror since the push's `before`);
 //! - pull request ([`review`]): render and validate the desired state at the base and at
 //!   the head, and compare them; nothing is pushed;
-//! - `workflow_dispatch` with input `mirror: true`: backfill the whole history; without it,
-//!   the same as a push.
+//! - `workflow_dispatch` from the default branch, with input `mirror: true`: backfill the
+//!   whole history; without it, the same as a push. From any other branch nothing is
+//!   published (a dispatch runs the workflow of the branch it names, and `desired` follows
+//!   the default branch only);
+//! - `pull_request_target` is refused: it runs with the base repository's write token on
+//!   a pull request's code, which is what `pull_request` exists to avoid.
 //!
 //! The outcome is data ([`Job`]); the binary renders the step summary, the review comment
 //! and the annotations from it. This module also speaks the runner's file protocol:
@@ -36,7 +40,10 @@ pub struct Actions {
     pub sha: String,
     pub git_ref: String,
     pub repository: String,
+    /// `GITHUB_REPOSITORY_OWNER` (as GitHub spells it: `Acme`).
+    pub repository_owner: String,
     pub api_url: String,
+    pub graphql_url: String,
     pub server_url: String,
     pub output: Option<PathBuf>,
     pub summary: Option<PathBuf>,
@@ -64,7 +71,13 @@ impl Actions {
             event,
             sha: need("GITHUB_SHA")?,
             git_ref: var("GITHUB_REF").unwrap_or_default(),
+            repository_owner: var("GITHUB_REPOSITORY_OWNER").unwrap_or_default(),
             repository: need("GITHUB_REPOSITORY")?,
+            graphql_url: var("GITHUB_GRAPHQL_URL").unwrap_or_else(|| {
+                graphql_url(
+                    &var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into()),
+                )
+            }),
             api_url: var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into()),
             server_url: var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into()),
             output: var("GITHUB_OUTPUT").map(PathBuf::from),
@@ -76,6 +89,34 @@ impl Actions {
     /// The web page of a commit of this repository.
     pub fn commit_url(&self, sha: &str) -> String {
         format!("{}/{}/commit/{sha}", self.server_url, self.repository)
+    }
+
+    /// The registry namespace of repositories nothing else names: `ghcr.io/OWNER`, the
+    /// owner lowercased (GitHub keeps its capitals, OCI repository names have none).
+    pub fn default_registry(&self) -> Option<String> {
+        let owner = if self.repository_owner.is_empty() {
+            self.repository.split('/').next().unwrap_or_default()
+        } else {
+            &self.repository_owner
+        };
+        (!owner.is_empty()).then(|| format!("ghcr.io/{}", owner.to_lowercase()))
+    }
+
+    /// The default branch, as the event's repository names it.
+    pub fn default_branch(&self) -> &str {
+        self.event["repository"]["default_branch"]
+            .as_str()
+            .unwrap_or("main")
+    }
+}
+
+/// GraphQL's address next to a REST API's: `/graphql` on github.com, `/api/graphql` beside
+/// GitHub Enterprise Server's `/api/v3`.
+fn graphql_url(api: &str) -> String {
+    let api = api.trim_end_matches('/');
+    match api.strip_suffix("/v3") {
+        Some(root) => format!("{root}/graphql"),
+        None => format!("{api}/graphql"),
     }
 }
 
@@ -97,8 +138,10 @@ pub struct CiOptions {
 
 /// What the job did.
 pub enum Job {
-    /// A push to another branch than the default one: nothing published.
+    /// A push or a `workflow_dispatch` on another branch than the default one: nothing
+    /// published.
     Skipped {
+        event_name: String,
         git_ref: String,
         default_branch: String,
     },
@@ -114,9 +157,16 @@ pub async fn run(actions: &Actions, ws: &Workspace, opts: &CiOptions) -> Result<
                 || actions.event["inputs"]["mirror"] == "true";
             push::on_push(actions, ws, opts, backfill).await
         }
-        "pull_request" | "pull_request_target" => review::on_pull_request(actions, ws, opts)
+        "pull_request" => review::on_pull_request(actions, ws, opts)
             .await
             .map(|r| Job::Review(Box::new(r))),
+        "pull_request_target" => Err(Error::Usage(
+            "event `pull_request_target` is refused: it runs with the base repository's write \
+             token and secrets while the job reads the pull request's files, which a fork \
+             controls. Run the review on `pull_request`: a fork's pull request gets a \
+             read-only token, and margo-gitops then puts the review in the step summary"
+                .into(),
+        )),
         other => Err(Error::Usage(format!(
             "event `{other}` is not handled: run on push, pull_request or workflow_dispatch"
         ))),
@@ -126,6 +176,14 @@ pub async fn run(actions: &Actions, ws: &Workspace, opts: &CiOptions) -> Result<
 /// The first seven characters of a commit id.
 pub fn short(sha: &str) -> &str {
     &sha[..7.min(sha.len())]
+}
+
+/// Where packages are when nothing else says, as the hooks' rendering check takes it.
+fn package_defaults(opts: &CiOptions) -> crate::gitops::hook::PackageRepository {
+    crate::gitops::hook::PackageRepository {
+        overriding: opts.package_repository.clone(),
+        registry: opts.registry.clone(),
+    }
 }
 
 /// The package and desired-state repositories: the action's inputs, else the config at
@@ -139,7 +197,7 @@ fn repositories(opts: &CiOptions, config: &Config, source: &Source) -> Result<(S
                 pipeline::app_metadata(source, config, "id")?
             )),
             None => Err(Error::Usage(format!(
-                "no repository: set `{key}` in .margo-gitops.yaml, or the action's input"
+                "no repository: set `{key}` in .margo-gitops.yaml, or the action's `registry` input"
             ))),
         }
     };
@@ -182,4 +240,48 @@ fn append(path: &Path, text: &str) -> Result<()> {
         .map_err(Error::io("open", path))?;
     f.write_all(text.as_bytes())
         .map_err(Error::io("write", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actions(owner: &str, repository: &str) -> Actions {
+        Actions {
+            event_name: "push".into(),
+            event: serde_json::json!({}),
+            sha: String::new(),
+            git_ref: String::new(),
+            repository: repository.into(),
+            repository_owner: owner.into(),
+            api_url: String::new(),
+            graphql_url: String::new(),
+            server_url: "https://github.com".into(),
+            output: None,
+            summary: None,
+            token: None,
+        }
+    }
+
+    #[test]
+    fn the_default_registry_is_the_owners_namespace_on_ghcr_in_lower_case() {
+        let a = actions("Acme-Edge", "Acme-Edge/Poc-App");
+        assert_eq!(a.default_registry().as_deref(), Some("ghcr.io/acme-edge"));
+        let a = actions("", "Acme/poc-app");
+        assert_eq!(a.default_registry().as_deref(), Some("ghcr.io/acme"));
+        assert_eq!(actions("", "").default_registry(), None);
+        assert_eq!(actions("", "").default_branch(), "main");
+    }
+
+    #[test]
+    fn graphql_lives_beside_the_rest_api() {
+        assert_eq!(
+            graphql_url("https://api.github.com"),
+            "https://api.github.com/graphql"
+        );
+        assert_eq!(
+            graphql_url("https://ghe.example/api/v3/"),
+            "https://ghe.example/api/graphql"
+        );
+    }
 }

@@ -80,11 +80,12 @@ pub(super) async fn on_push(
     backfill: bool,
 ) -> Result<Job> {
     let repo = ws.repo("margo-gitops ci")?;
-    let default_branch = actions.event["repository"]["default_branch"]
-        .as_str()
-        .unwrap_or("main");
-    if actions.event_name == "push" && actions.git_ref != format!("refs/heads/{default_branch}") {
+    let default_branch = actions.default_branch();
+    // A push elsewhere, or a dispatch that names another branch (whose workflow and commits
+    // no review approved): `desired` follows the default branch only.
+    if actions.git_ref != format!("refs/heads/{default_branch}") {
         return Ok(Job::Skipped {
+            event_name: actions.event_name.clone(),
             git_ref: actions.git_ref.clone(),
             default_branch: default_branch.to_string(),
         });
@@ -205,8 +206,8 @@ impl Targets {
     }
 }
 
-/// The package of the head's version: kept when it is published and the push did not
-/// change the app, else prepared and published.
+/// The package of the head's version: kept when it is published and the app folder is
+/// what it was made from, else prepared and published.
 async fn ensure_package(
     ws: &Workspace,
     opts: &CiOptions,
@@ -217,31 +218,48 @@ async fn ensure_package(
     let repo = ws.repo("margo-gitops ci")?;
     let target = Target::parse(&t.package_ref)?;
     let tag = target.tag.clone().unwrap_or_default();
-    let existing = Store::open(&target.repo, &t.connect)
-        .await?
-        .resolve(&tag)
-        .await?;
-    let app_changed = match before {
-        Some(b) => repo.entry_id(b, &t.app)? != repo.entry_id(head, &t.app)?,
+    let store = Store::open(&target.repo, &t.connect).await?;
+    let Some(manifest) = store.manifest(&tag).await? else {
+        return publish_package(ws, opts, &t.connect, &t.package_repo, &t.app, head).await;
+    };
+    // What the app folder was made from: the commit the package records, when this clone
+    // has it; else the push's `before`. A dispatch has no `before`, and a package made
+    // from the same folder at another commit differs in its time stamps, so without this
+    // it would be published again and refused as a changed version.
+    let made_from = manifest
+        .image()
+        .ok()
+        .and_then(|m| m.annotations)
+        .and_then(|a| a.get(crate::oci::media::ANN_REVISION).cloned())
+        .and_then(|r| repo.resolve(&r).ok())
+        .or_else(|| before.map(str::to_string));
+    let app_changed = match made_from {
+        Some(b) => repo.entry_id(&b, &t.app)? != repo.entry_id(head, &t.app)?,
         None => true,
     };
-    match existing {
-        Some(d) if !app_changed => Ok((d, PackageOutcome::AlreadyPublished)),
-        _ => publish_package(ws, opts, &t.connect, &t.package_repo, &t.app).await,
+    match app_changed {
+        false => Ok((manifest.digest, PackageOutcome::AlreadyPublished)),
+        true => publish_package(ws, opts, &t.connect, &t.package_repo, &t.app, head).await,
     }
 }
 
-/// Prepares the app (into a temporary folder) and publishes it, signed as the action says.
+/// Prepares the app as `head` holds it (exported into a temporary folder: no untracked
+/// file, no `.git`, is in what is published or in a build's context) and publishes it,
+/// signed as the action says.
 async fn publish_package(
     ws: &Workspace,
     opts: &CiOptions,
     connect: &Connect,
     package_repo: &str,
     app: &Path,
+    head: &str,
 ) -> Result<(Digest, PackageOutcome)> {
+    let repo = ws.repo("margo-gitops ci")?;
+    let tree = tempfile::tempdir().map_err(Error::io("create", std::env::temp_dir()))?;
+    repo.export(head, tree.path())?;
     let out = tempfile::tempdir().map_err(Error::io("create", std::env::temp_dir()))?;
     let prepared = prepare::prepare(&PrepareOptions {
-        app_dir: ws.root.join(app),
+        app_dir: tree.path().join(app),
         out_dir: out.path().to_path_buf(),
         platform: opts.platform.clone(),
         images: opts.images.clone(),
@@ -252,6 +270,7 @@ async fn publish_package(
         cache_dir: opts.cache_dir.clone(),
         connect: connect.clone(),
         sign: SignOptions::none(),
+        git: Some(repo.info(head)?),
     })
     .await?;
     let published = publish::publish(&PublishOptions {

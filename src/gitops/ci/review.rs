@@ -73,7 +73,15 @@ pub(super) async fn on_pull_request(
         local_sha: head.clone(),
         remote_sha: base.clone(),
     };
-    let findings = hook::pre_push(repo, "origin", &[update], false, &connect).await?;
+    let findings = hook::pre_push(
+        repo,
+        "origin",
+        &[update],
+        false,
+        &connect,
+        &super::package_defaults(opts),
+    )
+    .await?;
     let comparison = compare(ws, opts, &connect, &base, &head).await?;
     let app_diff = app_changes(ws, opts, &connect, &base, &head).await?;
     let version_bump = match &app_diff {
@@ -298,6 +306,11 @@ pub async fn post_comment(actions: &Actions, number: u64, body: &str) -> Result<
             "no token: set the action's `token` input or GITHUB_TOKEN".into(),
         ));
     };
-    let gh = GitHub::new(&actions.api_url, token, &actions.repository)?;
+    let gh = GitHub::new(
+        &actions.api_url,
+        &actions.graphql_url,
+        token,
+        &actions.repository,
+    )?;
     gh.upsert_comment(number, COMMENT_MARKER, body).await
 }

@@ -10,10 +10,45 @@ pub use package::*;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use margo_gitops::oci::credentials::Secret;
 use margo_gitops::package::image::Platform;
 use margo_gitops::signing::mode::SignMode;
+
+/// Parses the command line and the environment. A variable that is set but empty counts as
+/// unset: a GitHub Actions step passes every input of the action as a variable, and an input
+/// nobody gave is an empty one.
+pub fn parse() -> Result<Cli, clap::Error> {
+    let mut cmd = empty_env_is_unset(Cli::command());
+    let matches = cmd.try_get_matches_from_mut(std::env::args_os())?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
+fn empty_env_is_unset(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|arg| {
+        let empty = arg
+            .get_env()
+            .and_then(std::env::var_os)
+            .is_some_and(|v| v.is_empty());
+        if empty {
+            arg.env(clap::builder::Resettable::Reset)
+        } else {
+            arg
+        }
+    })
+    .mut_subcommands(empty_env_is_unset)
+}
+
+/// The Sigstore trust config: the flag, else MARGO_GITOPS_TRUST_CONFIG (the action's
+/// `trust-config` input), else SIGSTORE_TRUST_CONFIG (which a self-hosted runner may set for
+/// every job; the action's empty input must not hide it).
+pub fn trust_config(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| {
+        std::env::var_os("SIGSTORE_TRUST_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
 
 /// GitOps for Margo edge deployments: compose packages in OCI registries.
 #[derive(Debug, Parser)]

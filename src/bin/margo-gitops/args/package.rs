@@ -53,11 +53,12 @@ pub struct SigningArgs {
     pub identity_token: Option<Secret>,
 
     /// Sigstore client trust config (JSON, as sigstore-python's --trust-config reads):
-    /// which Fulcio and Rekor to use. Default: Sigstore's public-good instance.
+    /// which Fulcio and Rekor to use (else SIGSTORE_TRUST_CONFIG). Default: Sigstore's
+    /// public-good instance.
     #[arg(
         long,
         value_name = "FILE",
-        env = "SIGSTORE_TRUST_CONFIG",
+        env = "MARGO_GITOPS_TRUST_CONFIG",
         help_heading = "Signing"
     )]
     pub trust_config: Option<PathBuf>,
@@ -264,11 +265,12 @@ pub struct SignerArgs {
     )]
     pub certificate_oidc_issuer_regexp: Option<String>,
 
-    /// Sigstore client trust config or trusted root (JSON) to verify keyless signatures with.
+    /// Sigstore client trust config or trusted root (JSON) to verify keyless signatures with
+    /// (else SIGSTORE_TRUST_CONFIG).
     #[arg(
         long,
         value_name = "FILE",
-        env = "SIGSTORE_TRUST_CONFIG",
+        env = "MARGO_GITOPS_TRUST_CONFIG",
         help_heading = "Signer"
     )]
     pub trust_config: Option<PathBuf>,
@@ -283,7 +285,7 @@ impl SignerArgs {
             certificate_identity_regexp: self.certificate_identity_regexp.clone(),
             certificate_oidc_issuer: self.certificate_oidc_issuer.clone(),
             certificate_oidc_issuer_regexp: self.certificate_oidc_issuer_regexp.clone(),
-            trust_config: self.trust_config.clone(),
+            trust_config: super::trust_config(self.trust_config.clone()),
         }
     }
 }

@@ -50,7 +50,16 @@ pub async fn pre_push(a: PrePushArgs) -> anyhow::Result<()> {
         .or_else(|| std::env::var("PRE_COMMIT_REMOTE_NAME").ok())
         .unwrap_or_else(|| "origin".into());
     let connect = connect(&a.registry)?;
-    let findings = hook::pre_push(repo, &remote, &updates, a.check_registry, &connect).await?;
+    let packages = hook::PackageRepository::default();
+    let findings = hook::pre_push(
+        repo,
+        &remote,
+        &updates,
+        a.check_registry,
+        &connect,
+        &packages,
+    )
+    .await?;
     report::gitops::findings(&findings, "push")
 }
 
@@ -95,7 +104,10 @@ pub async fn ci(a: CiArgs) -> anyhow::Result<()> {
         connect: connect(&a.registry)?,
         package_repository: a.package_repository.filter(|s| !s.is_empty()),
         desired_repository: a.desired_repository.filter(|s| !s.is_empty()),
-        registry: a.registry_namespace.filter(|s| !s.is_empty()),
+        registry: a
+            .registry_namespace
+            .filter(|s| !s.is_empty())
+            .or_else(|| actions.default_registry()),
     };
     let job = match ci::run(&actions, &ws, &opts).await {
         Ok(job) => job,
@@ -108,9 +120,13 @@ pub async fn ci(a: CiArgs) -> anyhow::Result<()> {
     };
     let (failure, summary) = match &job {
         Job::Skipped {
+            event_name,
             git_ref,
             default_branch,
-        } => (None, report::ci::skipped(git_ref, default_branch)),
+        } => (
+            None,
+            report::ci::skipped(event_name, git_ref, default_branch),
+        ),
         Job::Push(p) => {
             report::ci::push_log(p);
             if let Some(path) = &actions.output {

@@ -55,7 +55,7 @@ fn sign_options(a: SigningArgs) -> SignOptions {
     SignOptions {
         mode: a.sign.unwrap_or_else(|| SignMode::default_for(in_actions)),
         tokens: TokenSource::from_env(a.identity_token),
-        trust_config: a.trust_config,
+        trust_config: crate::args::trust_config(a.trust_config),
     }
 }
 

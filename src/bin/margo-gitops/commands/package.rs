@@ -33,6 +33,7 @@ pub async fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
         cache_dir: a.cache_dir,
         connect: connect(&a.registry)?,
         sign: sign_options(a.signing),
+        git: None,
     };
     let prepared = prepare::prepare(&opts)
         .await

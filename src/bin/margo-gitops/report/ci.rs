@@ -39,10 +39,16 @@ pub fn failed(e: &margo_gitops::Error) -> String {
 }
 
 /// A push to another branch: one log line; returns the summary.
-pub fn skipped(git_ref: &str, default_branch: &str) -> String {
-    println!("{git_ref} is not the default branch ({default_branch}): nothing published");
+pub fn skipped(event_name: &str, git_ref: &str, default_branch: &str) -> String {
+    let what = match event_name {
+        "workflow_dispatch" => "A dispatch on",
+        _ => "A push to",
+    };
+    println!(
+        "::notice title=margo-gitops::{what} {git_ref} publishes nothing: only the default branch ({default_branch}) moves `desired`"
+    );
     format!(
-        "## margo-gitops\n\nPush to `{git_ref}`: only the default branch `{default_branch}` publishes; nothing was pushed.\n"
+        "## margo-gitops\n\n{what} `{git_ref}`: only the default branch `{default_branch}` publishes; nothing was pushed.\n"
     )
 }
 
