@@ -12,6 +12,7 @@ mod desired;
 mod device;
 mod errors;
 mod hooks;
+mod install;
 mod interop;
 mod keyless;
 mod mirror;
