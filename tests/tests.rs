@@ -21,5 +21,6 @@ mod prepare;
 mod publish;
 mod quickstart;
 mod registries;
+mod release;
 mod sign;
 mod transport;
