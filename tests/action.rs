@@ -377,3 +377,25 @@ fn the_readme_workflow_and_poc_app_give_each_job_only_what_it_needs() {
         }
     }
 }
+
+#[test]
+fn the_readme_shows_the_workflow_the_tests_run_and_the_tag_a_release_makes() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let example = std::fs::read_to_string(readme_workflow()).unwrap();
+    assert!(
+        readme.contains(&format!("```yaml\n{example}```")),
+        "the README's workflow is not docs/examples/gitops.yml as it is"
+    );
+    let major = env!("CARGO_PKG_VERSION").split('.').next().unwrap();
+    let tags = regex_lite::Regex::new(r"margo-gitops/margo-gitops@(v\d+)\b").unwrap();
+    let named: Vec<&str> = tags
+        .captures_iter(&readme)
+        .map(|c| c.get(1).unwrap().as_str())
+        .collect();
+    assert!(!named.is_empty());
+    assert!(
+        named.iter().all(|t| *t == format!("v{major}")),
+        "{named:?}: a release of {} makes v{major}",
+        env!("CARGO_PKG_VERSION")
+    );
+}

@@ -24,3 +24,4 @@ mod registries;
 mod release;
 mod sign;
 mod transport;
+mod workflow;

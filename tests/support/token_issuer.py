@@ -8,10 +8,15 @@ Anonymous callers get `pull` on repositories under `public/`; the one user named
 command line gets what it asks for, except `push` under `readonly/`; wrong credentials
 get 401.
 
-usage: token_issuer.py PORT KEY_PEM CERT_PEM USER PASSWORD SERVICE ISSUER
+With `--tokens FILE` (written by the Actions runner stand-in), a job's GITHUB_TOKEN is a
+password too, under any user name, as GHCR takes it: `packages: read` grants `pull`,
+`packages: write` grants `pull` and `push`, no `packages` grants nothing.
+
+usage: token_issuer.py PORT KEY_PEM CERT_PEM USER PASSWORD SERVICE ISSUER [--tokens FILE]
 """
 import base64
 import json
+import os
 import sys
 import time
 import uuid
@@ -24,6 +29,15 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography import x509
 
 PORT, KEY, CERT, USER, PASSWORD, SERVICE, ISSUER = sys.argv[1:8]
+TOKENS = sys.argv[9] if sys.argv[8:9] == ["--tokens"] else None
+
+
+def job_token(password):
+    """The `packages` permission of a job's GITHUB_TOKEN, or None when it is not one."""
+    if not TOKENS or not os.path.exists(TOKENS):
+        return None
+    job = json.load(open(TOKENS)).get(password)
+    return None if job is None else job.get("permissions", {}).get("packages", "none")
 key = serialization.load_pem_private_key(open(KEY, "rb").read(), password=None)
 cert = x509.load_pem_x509_certificate(open(CERT, "rb").read())
 x5c = [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]
@@ -56,13 +70,19 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Basic "):
             name, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-            if name != USER or password != PASSWORD:
+            packages = job_token(password)
+            if packages is not None:
+                user, allowed = name, {"none": [], "read": ["pull"], "write": ["pull", "push"]}[packages]
+            elif name != USER or password != PASSWORD:
                 self.send_response(401)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(b'{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}')
                 return
-            user = name
+            else:
+                user, allowed = name, None
+        else:
+            allowed = None
         access = []
         for scope in query.get("scope", []):
             for one in scope.split(" "):
@@ -70,7 +90,9 @@ class Handler(BaseHTTPRequestHandler):
                 if len(parts) < 3 or parts[0] != "repository":
                     continue
                 name, wanted = ":".join(parts[1:-1]), parts[-1].split(",")
-                if user and name.startswith("readonly/"):
+                if allowed is not None:
+                    granted = [a for a in wanted if a in allowed]
+                elif user and name.startswith("readonly/"):
                     granted = [a for a in wanted if a == "pull"]
                 elif user:
                     granted = wanted

@@ -71,6 +71,11 @@ pub enum Kind {
     TlsBasic,
     /// Plain HTTP with bearer-token auth, as GHCR does it (anonymous pull of `public/…`).
     Token,
+    /// A stand-in for GHCR itself: HTTPS with a certificate for `ghcr.io` (and 127.0.0.1)
+    /// from a CA made here, bearer-token auth that takes a job's GITHUB_TOKEN with the
+    /// `packages` permission the runner stand-in gave it (`tokens.json`), and a CONNECT
+    /// proxy that sends `ghcr.io:443` here (see [`Registry::network_env`]).
+    Ghcr,
 }
 
 pub struct Registry {
@@ -79,17 +84,110 @@ pub struct Registry {
     pub dir: TempDir,
     child: Child,
     issuer: Option<Child>,
+    /// The CONNECT proxy of [`Kind::Ghcr`] and its port.
+    proxy: Option<(Child, u16)>,
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(i) = &mut self.issuer {
-            let _ = i.kill();
-            let _ = i.wait();
+        for c in [self.issuer.as_mut(), self.proxy.as_mut().map(|p| &mut p.0)]
+            .into_iter()
+            .flatten()
+        {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
+}
+
+/// A CA (`ca.pem`, and `certs/ca.crt` for skopeo) and a server certificate for `san`
+/// (`server.pem`, `server.key`) in `d`; the registry's `tls:` config.
+fn tls_files(d: &Path, san: &str) -> String {
+    self_signed(d, "ca.key", "ca.pem", "/CN=margo-gitops test CA");
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        d.join("ext.cnf"),
+        format!("subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    // skopeo reads a CA from a folder as ca.crt.
+    std::fs::create_dir(d.join("certs")).unwrap();
+    std::fs::copy(d.join("ca.pem"), d.join("certs/ca.crt")).unwrap();
+    format!(
+        "  tls:\n    certificate: {d}/server.pem\n    key: {d}/server.key\n",
+        d = d.display()
+    )
+}
+
+/// The token issuer (`tests/support/token_issuer.py`) for a registry in `d`, with `extra`
+/// arguments; the child and the registry's `auth:` config.
+fn token_issuer(d: &Path, extra: &[String]) -> (Child, String) {
+    self_signed(
+        d,
+        "token.key",
+        "token.pem",
+        "/CN=margo-gitops test token issuer",
+    );
+    let tport = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/token_issuer.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args([
+            &tport.to_string(),
+            &format!("{}/token.key", d.display()),
+            &format!("{}/token.pem", d.display()),
+            USER,
+            PASSWORD,
+            "test-registry",
+            "test-issuer",
+        ])
+        .args(extra)
+        .spawn()
+        .expect("python3 runs the token issuer");
+    wait_for_port(tport, &mut child);
+    let auth = format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{tport}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}/token.pem\n",
+        d.display()
+    );
+    (child, auth)
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -136,6 +234,11 @@ impl Registry {
         Self::start(Kind::Token)
     }
 
+    /// The GHCR stand-in ([`Kind::Ghcr`]).
+    pub fn ghcr() -> Self {
+        Self::start(Kind::Ghcr)
+    }
+
     fn start(kind: Kind) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -145,84 +248,26 @@ impl Registry {
         match kind {
             Kind::Plain => {}
             Kind::TlsBasic => {
-                self_signed(d, "ca.key", "ca.pem", "/CN=margo-gitops test CA");
-                openssl(
-                    d,
-                    &[
-                        "req",
-                        "-newkey",
-                        "ec",
-                        "-pkeyopt",
-                        "ec_paramgen_curve:P-256",
-                        "-nodes",
-                        "-keyout",
-                        "server.key",
-                        "-out",
-                        "server.csr",
-                        "-subj",
-                        "/CN=127.0.0.1",
-                    ],
-                );
-                std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n").unwrap();
-                openssl(
-                    d,
-                    &[
-                        "x509",
-                        "-req",
-                        "-in",
-                        "server.csr",
-                        "-CA",
-                        "ca.pem",
-                        "-CAkey",
-                        "ca.key",
-                        "-CAcreateserial",
-                        "-out",
-                        "server.pem",
-                        "-days",
-                        "2",
-                        "-extfile",
-                        "ext.cnf",
-                    ],
-                );
-                // skopeo reads a CA from a folder as ca.crt.
-                std::fs::create_dir(d.join("certs")).unwrap();
-                std::fs::copy(d.join("ca.pem"), d.join("certs/ca.crt")).unwrap();
+                extra = tls_files(d, "IP:127.0.0.1");
                 let htpasswd = run(Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]));
                 std::fs::write(d.join("htpasswd"), htpasswd.stdout).unwrap();
-                extra = format!(
-                    "  tls:\n    certificate: {d}/server.pem\n    key: {d}/server.key\nauth:\n  htpasswd:\n    realm: margo-test\n    path: {d}/htpasswd\n",
+                extra.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: margo-test\n    path: {d}/htpasswd\n",
                     d = d.display()
-                );
+                ));
             }
             Kind::Token => {
-                self_signed(
-                    d,
-                    "token.key",
-                    "token.pem",
-                    "/CN=margo-gitops test token issuer",
-                );
-                let tport = free_port();
-                let script =
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/token_issuer.py");
-                let mut child = Command::new("python3")
-                    .arg(script)
-                    .args([
-                        &tport.to_string(),
-                        &format!("{}/token.key", d.display()),
-                        &format!("{}/token.pem", d.display()),
-                        USER,
-                        PASSWORD,
-                        "test-registry",
-                        "test-issuer",
-                    ])
-                    .spawn()
-                    .expect("python3 runs the token issuer");
-                wait_for_port(tport, &mut child);
+                let (child, auth) = token_issuer(d, &[]);
                 issuer = Some(child);
-                extra = format!(
-                    "auth:\n  token:\n    realm: http://127.0.0.1:{tport}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}/token.pem\n",
-                    d.display()
-                );
+                extra = auth;
+            }
+            Kind::Ghcr => {
+                extra = tls_files(d, "DNS:ghcr.io,IP:127.0.0.1");
+                std::fs::write(d.join("tokens.json"), "{}").unwrap();
+                let tokens = d.join("tokens.json").display().to_string();
+                let (child, auth) = token_issuer(d, &["--tokens".into(), tokens]);
+                issuer = Some(child);
+                extra.push_str(&auth);
             }
         }
         let config = format!(
@@ -240,13 +285,54 @@ impl Registry {
             .spawn()
             .expect("docker-registry (Debian package docker-registry) is installed");
         wait_for_port(port, &mut child);
+        let proxy = (kind == Kind::Ghcr).then(|| {
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/connect_proxy.py");
+            spawn_listening(
+                Command::new("python3")
+                    .arg(script)
+                    .arg(dir.path().join("proxy.log"))
+                    .arg("--map")
+                    .arg(format!("ghcr.io:443=127.0.0.1:{port}")),
+            )
+        });
         Registry {
             kind,
             host: format!("127.0.0.1:{port}"),
             dir,
             child,
             issuer,
+            proxy,
         }
+    }
+
+    /// For [`Kind::Ghcr`]: the environment under which `ghcr.io` is this registry, as a
+    /// runner behind a proxy sees it (HTTPS_PROXY, NO_PROXY for 127.0.0.1, and the CA in
+    /// MARGO_GITOPS_CA_FILE).
+    pub fn network_env(&self) -> Vec<(String, String)> {
+        let (_, port) = self.proxy.as_ref().expect("a GHCR stand-in");
+        vec![
+            ("HTTPS_PROXY".into(), format!("http://127.0.0.1:{port}")),
+            ("NO_PROXY".into(), "127.0.0.1,localhost".into()),
+            (
+                "MARGO_GITOPS_CA_FILE".into(),
+                self.dir.path().join("ca.pem").display().to_string(),
+            ),
+        ]
+    }
+
+    /// For [`Kind::Ghcr`]: the file the runner stand-in writes its job tokens to.
+    pub fn tokens_file(&self) -> PathBuf {
+        self.dir.path().join("tokens.json")
+    }
+
+    /// For [`Kind::Ghcr`]: what the CONNECT proxy was asked, one line per request.
+    pub fn proxy_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("proxy.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// `host/name`.
@@ -258,7 +344,7 @@ impl Registry {
     pub fn flags(&self) -> Vec<String> {
         match self.kind {
             Kind::Plain | Kind::Token => vec!["--plain-http".into()],
-            Kind::TlsBasic => vec![
+            Kind::TlsBasic | Kind::Ghcr => vec![
                 "--ca-file".into(),
                 self.dir.path().join("ca.pem").display().to_string(),
             ],
@@ -275,7 +361,7 @@ impl Registry {
         };
         let mut f = match self.kind {
             Kind::Plain | Kind::Token => vec![format!("--{p}tls-verify=false")],
-            Kind::TlsBasic => vec![format!(
+            Kind::TlsBasic | Kind::Ghcr => vec![format!(
                 "--{p}cert-dir={}",
                 self.dir.path().join("certs").display()
             )],
