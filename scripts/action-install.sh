@@ -110,8 +110,12 @@ case "$mode" in
       echo "building margo-gitops $version from source with cargo"
       rm -rf "$root" && mkdir -p "$root"
       command -v cargo >/dev/null || fail "install: source needs cargo on the runner (a Rust toolchain); or use a release of the action"
-      # The crates' build scripts run here: they get neither the job's OIDC identity (they
-      # could sign as this workflow) nor the runner's cache and artifact token.
+      if [ -n "${ACTIONS_ID_TOKEN_REQUEST_TOKEN:-}" ]; then
+        echo "::warning title=margo-gitops install::building from source in a job that may sign (id-token: write): the crates' build scripts run as this job and could reach its identity; use a release of the action (install: release), or build in a job without id-token: write"
+      fi
+      # The crates' build scripts run here. Not handing them the job's OIDC identity or the
+      # runner's cache token is defence in depth only: a process of the same user can read
+      # them from its parents' environment (/proc), hence the warning above.
       (cd "$action" && env -u ACTIONS_ID_TOKEN_REQUEST_URL -u ACTIONS_ID_TOKEN_REQUEST_TOKEN \
         -u ACTIONS_RUNTIME_TOKEN -u ACTIONS_RESULTS_URL -u ACTIONS_CACHE_URL \
         cargo install --locked --quiet --path "$action" --root "$root")

@@ -163,6 +163,24 @@ mod tests {
             .export(&git(&["rev-parse", "HEAD"]), &out)
             .unwrap_err();
         assert!(err.to_string().contains("through other links"), "{err}");
+        // The same to a file that does not exist there; a link to nothing inside passes.
+        std::fs::remove_file(work.join("app/chain")).unwrap();
+        std::os::unix::fs::symlink("d/s/d/s/../../../../nope", work.join("app/chain")).unwrap();
+        std::os::unix::fs::symlink("later/made.txt", work.join("app/dangling")).unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "dangling"]);
+        let out = dir.path().join("dangling");
+        std::fs::create_dir(&out).unwrap();
+        let repo = GitRepo::discover(&work).unwrap();
+        let err = repo.export(&git(&["rev-parse", "HEAD"]), &out).unwrap_err();
+        assert!(err.to_string().contains("app/chain"), "{err}");
+        std::fs::remove_file(work.join("app/chain")).unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "no chain"]);
+        let out = dir.path().join("ok");
+        std::fs::create_dir(&out).unwrap();
+        repo.export(&git(&["rev-parse", "HEAD"]), &out).unwrap();
+        assert!(out.join("app/dangling").symlink_metadata().is_ok());
     }
 
     #[test]
@@ -208,7 +226,7 @@ fn lexically_inside(from: &Path, target: &Path) -> bool {
     true
 }
 
-/// Every link under `dir` that resolves, resolves under `root` (both canonical).
+/// Every link under `dir` (`root` is the export) stays inside `root` when followed.
 fn links_stay_inside(root: &Path, dir: &Path) -> crate::Result<()> {
     for entry in std::fs::read_dir(dir).map_err(crate::Error::io("read", dir))? {
         let path = entry.map_err(crate::Error::io("read", dir))?.path();
@@ -216,19 +234,71 @@ fn links_stay_inside(root: &Path, dir: &Path) -> crate::Result<()> {
             .symlink_metadata()
             .map_err(crate::Error::io("read", &path))?;
         if meta.file_type().is_symlink() {
-            if let Ok(to) = path.canonicalize() {
-                if !to.starts_with(root) {
-                    return Err(git_err(
-                        &path.strip_prefix(root).unwrap_or(&path).display().to_string(),
-                        "a link that leads outside the commit through other links: the commit cannot be exported",
-                    ));
-                }
+            if leaves(root, &path)? {
+                return Err(git_err(
+                    &path.strip_prefix(root).unwrap_or(&path).display().to_string(),
+                    "a link that leads outside the commit through other links: the commit cannot be exported",
+                ));
             }
         } else if meta.is_dir() {
             links_stay_inside(root, &path)?;
         }
     }
     Ok(())
+}
+
+/// Whether following the link at `link` step by step, through the links on its way, ever
+/// leaves `root` (or loops). A component that does not exist ends the walk's use of the
+/// disk: the rest is taken as written, so a link to nothing is judged by where it points.
+fn leaves(root: &Path, link: &Path) -> crate::Result<bool> {
+    use std::path::Component;
+    let names = |p: &Path| -> Vec<std::ffi::OsString> {
+        p.components().map(|c| c.as_os_str().to_owned()).collect()
+    };
+    let mut at = link
+        .parent()
+        .and_then(|p| p.strip_prefix(root).ok())
+        .map(names)
+        .unwrap_or_default();
+    let target = std::fs::read_link(link).map_err(crate::Error::io("read", link))?;
+    if target.has_root() {
+        return Ok(true);
+    }
+    let mut todo: std::collections::VecDeque<_> = names(&target).into();
+    let mut hops = 0;
+    while let Some(name) = todo.pop_front() {
+        match Path::new(&name).components().next() {
+            Some(Component::CurDir) | None => {}
+            Some(Component::ParentDir) => {
+                if at.pop().is_none() {
+                    return Ok(true);
+                }
+            }
+            Some(Component::Normal(_)) => {
+                let next = at
+                    .iter()
+                    .fold(root.to_path_buf(), |p, c| p.join(c))
+                    .join(&name);
+                if next
+                    .symlink_metadata()
+                    .is_ok_and(|m| m.file_type().is_symlink())
+                {
+                    hops += 1;
+                    let t = std::fs::read_link(&next).map_err(crate::Error::io("read", &next))?;
+                    if hops > 40 || t.has_root() {
+                        return Ok(true); // a loop, as the kernel would say; or absolute
+                    }
+                    for c in names(&t).into_iter().rev() {
+                        todo.push_front(c);
+                    }
+                } else {
+                    at.push(name);
+                }
+            }
+            Some(_) => return Ok(true),
+        }
+    }
+    Ok(false)
 }
 
 /// A git repository read through gix, for rendering at a commit and ordering commits.
@@ -360,10 +430,7 @@ impl GitRepo {
     pub fn export(&self, commit: &str, dest: &Path) -> crate::Result<()> {
         self.export_tree(self.tree_of(commit)?, dest, Path::new(""))?;
         // Each link stayed inside as written; through other links it still must.
-        let root = dest
-            .canonicalize()
-            .map_err(crate::Error::io("read", dest))?;
-        links_stay_inside(&root, &root)
+        links_stay_inside(dest, dest)
     }
 
     /// The root tree of `commit`.

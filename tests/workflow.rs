@@ -510,6 +510,17 @@ fn a_source_install_is_cached_right_after_its_build_and_reused_only_when_its_che
         run.job("gitops")["id_token"] == true,
         "the job itself may sign"
     );
+    let warned = run.job("gitops")["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| {
+            a["level"] == "warning" && a["message"].as_str().unwrap().contains("job that may sign")
+        });
+    assert!(
+        warned,
+        "a source build in a job that may sign is warned about: {log}"
+    );
     let plan = run.step("gitops", "install-plan")["outputs"].clone();
     let key = plan["cache-key"].as_str().unwrap().to_string();
 

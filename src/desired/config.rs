@@ -57,7 +57,25 @@ impl Config {
     /// environment fills what the file leaves out (see [`Config::with_defaults`]).
     pub(crate) fn load(source: &Source) -> Result<Config> {
         let env = |k: &str| std::env::var(k).ok();
-        Ok(Self::parse(source)?.with_defaults(env))
+        let config = Self::parse(source)?.with_defaults(env);
+        if let Some(app) = &config.app {
+            // Read from a commit, and packaged from an export of it: a folder of the
+            // repository, never one around it.
+            let inside = Path::new(app).components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+            if !inside {
+                return Err(Error::invalid_file(
+                    source.describe(Path::new(FILE_NAME)),
+                    None,
+                    format!("`app: {app}` (or MARGO_GITOPS_APP) must be a folder inside the repository: relative, without `..`"),
+                ));
+            }
+        }
+        Ok(config)
     }
 
     fn parse(source: &Source) -> Result<Config> {
@@ -111,6 +129,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_app_folder_is_inside_the_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = Source::WorkTree(dir.path().to_path_buf());
+        for app in ["../outside", "/etc", "app/../../x"] {
+            std::fs::write(dir.path().join(FILE_NAME), format!("app: {app}\n")).unwrap();
+            let err = Config::load(&source).unwrap_err().to_string();
+            assert!(
+                err.contains("must be a folder inside the repository"),
+                "{app}: {err}"
+            );
+        }
+        for app in [".", "app", "./apps/web"] {
+            std::fs::write(dir.path().join(FILE_NAME), format!("app: {app}\n")).unwrap();
+            assert_eq!(Config::load(&source).unwrap().app.as_deref(), Some(app));
+        }
+    }
 
     #[test]
     fn the_environment_fills_only_what_the_file_leaves_out() {

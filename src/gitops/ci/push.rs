@@ -226,12 +226,17 @@ async fn ensure_package(
     // has it; else the push's `before`. A dispatch has no `before`, and a package made
     // from the same folder at another commit differs in its time stamps, so without this
     // it would be published again and refused as a changed version.
+    // Only a full commit id of this branch's history counts (not `HEAD` or a branch name,
+    // which would always match): the registry's word for what the package was made from,
+    // which whoever may write the registry could change as they can change the tag itself;
+    // what guards a device against that is the package's signature.
     let made_from = manifest
         .image()
         .ok()
         .and_then(|m| m.annotations)
         .and_then(|a| a.get(crate::oci::media::ANN_REVISION).cloned())
-        .and_then(|r| repo.resolve(&r).ok())
+        .filter(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|r| repo.is_ancestor(r, head) == Some(true))
         .or_else(|| before.map(str::to_string));
     let app_changed = match made_from {
         Some(b) => repo.entry_id(&b, &t.app)? != repo.entry_id(head, &t.app)?,
