@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | [`error`], [`progress`], [`paths`] | the error type and exit codes; progress lines; paths that stay inside their folder |
 //! | [`oci`] | references, digests, media types, credentials, the registry and layout stores, referrers |
-//! | [`git`] | commits, trees and history read with gix |
+//! | [`git`] | commits, trees and history read with gix; a commit exported as files |
 //! | [`margo`] | the Margo documents: the line-aware YAML tree, validation, the app description |
 //! | [`signing`] | signing modes, signatures attached and found, verification, keys, OpenPGP, Sigstore |
 //! | [`package`] | compose apps and images turned into packages, published and shown |
