@@ -88,6 +88,8 @@ pub(crate) enum Refusal {
     NotAHashedRekord(String),
     #[error("the log entry body is not JSON")]
     BodyNotJson,
+    #[error("the log entry says it is a {said} but its body is a {body}")]
+    EntryKindNotItsBody { said: String, body: String },
     #[error("the log entry is for another artifact")]
     EntryForAnotherArtifact,
     #[error("the log entry records another signature")]

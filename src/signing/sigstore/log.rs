@@ -270,14 +270,24 @@ fn verify_checkpoint(envelope: &str, log: &LogKey) -> std::result::Result<Note, 
         .next()
         .and_then(|l| B64.decode(l).ok())
         .ok_or(Refusal::CheckpointWithoutRoot)?;
+    // Each signature line is `— <name> <base64>`: a name without spaces or `+`, one
+    // signature; anything else makes the note malformed (C2SP signed-note). The name is
+    // not signed: the log's key is found by its hint, as sigstore-python finds it.
+    let mut lines = Vec::new();
+    for line in sigs.lines().filter(|l| !l.is_empty()) {
+        let fields = line
+            .strip_prefix("\u{2014} ")
+            .and_then(|rest| rest.split_once(' '))
+            .filter(|(name, sig)| {
+                !name.is_empty()
+                    && !name.contains(|c: char| c == '+' || c.is_whitespace())
+                    && !sig.contains(char::is_whitespace)
+            })
+            .and_then(|(_, sig)| B64.decode(sig).ok());
+        lines.push(fields.ok_or(Refusal::CheckpointNotANote)?);
+    }
     let hint = &log.key_id[..4];
-    let signed = sigs.lines().any(|line| {
-        let Some(rest) = line.strip_prefix("\u{2014} ") else {
-            return false;
-        };
-        let Some(sig) = rest.rsplit(' ').next().and_then(|s| B64.decode(s).ok()) else {
-            return false;
-        };
+    let signed = lines.iter().any(|sig| {
         sig.len() > 4
             && &sig[..4] == hint
             && log

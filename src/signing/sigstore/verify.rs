@@ -251,6 +251,19 @@ fn check_entry_body(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or(Refusal::BodyNotJson)?;
+    // What the bundle says the entry is must be what the log's body says it is.
+    let body_kind = format!(
+        "{} {}",
+        body["kind"].as_str().unwrap_or("(no kind)"),
+        body["apiVersion"].as_str().unwrap_or("(no apiVersion)")
+    );
+    let said = format!("{} {}", entry.kind_version.kind, entry.kind_version.version);
+    if said != body_kind {
+        return Err(Refusal::EntryKindNotItsBody {
+            said,
+            body: body_kind,
+        });
+    }
     let spec = &body["spec"];
     let hash = spec["data"]["hash"]["value"].as_str().unwrap_or_default();
     if spec["data"]["hash"]["algorithm"] != "sha256" || hash != hex::encode(artifact_digest) {
