@@ -4,8 +4,9 @@
 //! it wrong (a failed check: an invalid compose file, a file escaping the app folder, a
 //! digest that does not match, an image that does not exist); `2` means it could not do
 //! what was asked (bad flags, a missing file, an unreachable registry, refused
-//! credentials). Messages name the input (file, line, field, reference) and say what to do;
-//! they never carry a credential.
+//! credentials); `3` means another pass holds the device's state folder and the wait for it
+//! ran out (`--lock-timeout`). Messages name the input (file, line, field, reference) and
+//! say what to do; they never carry a credential.
 
 use std::path::PathBuf;
 
@@ -55,7 +56,14 @@ pub enum Error {
         registry: String,
         message: String,
         hint: Option<String>,
+        /// How long the registry asked to wait (`Retry-After`), when it did.
+        retry_after: Option<std::time::Duration>,
     },
+
+    /// Another process holds what this one needs (a device's state folder), past the time
+    /// it was given to wait.
+    #[error("{0}")]
+    Busy(String),
 
     /// A signing service (Fulcio, Rekor, an OIDC token endpoint) failed or refused.
     #[error("{service}: {message}{}", hint_suffix(hint))]
@@ -79,13 +87,15 @@ fn hint_suffix(hint: &Option<String>) -> String {
 }
 
 impl Error {
-    /// The process exit code for this failure: 1 for a failed check, 2 for usage or I/O.
+    /// The process exit code for this failure: 1 for a failed check, 2 for usage or I/O,
+    /// 3 for a state folder another pass holds.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Invalid { .. } | Error::DigestMismatch { .. } | Error::NotFound { .. } => 1,
             Error::Usage(_) | Error::Io { .. } | Error::Registry { .. } | Error::Service { .. } => {
                 2
             }
+            Error::Busy(_) => 3,
         }
     }
 

@@ -1,12 +1,14 @@
 //! The device end: `device sync` and `device watch` against a real registry and a Docker
-//! engine of the test's own (Debian's dockerd 20.10 with docker-compose 1.29), running an
-//! image made of Debian's static busybox, so nothing is pulled from outside.
+//! engine of the test's own (Debian's dockerd 20.10, with Docker Compose v2 as the CLI
+//! plugin and with docker-compose 1.29), running an image made of Debian's static
+//! busybox, so nothing is pulled from outside. The agent's life (kills, two passes at
+//! once, polling, status, the service) is `agent.rs`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::desired::git_commit;
-use crate::util::docker::DockerEngine;
+use crate::util::docker::{ComposeVersion, DockerEngine};
 use crate::util::{run, sh, Env, Registry};
 
 /// A runnable image (static busybox, `sleep 3600`, which as PID 1 ignores SIGTERM: the
@@ -14,7 +16,7 @@ use crate::util::{run, sh, Env, Registry};
 /// 1.0.0 using it; a config with deployments `site-a` and `site-b`; keys `k` (the
 /// publisher's) and `other`; the package published signed by `k` and the first desired
 /// state committed (2024-01-01).
-fn device_repo(env: &Env, reg: &Registry) {
+pub(crate) fn device_repo(env: &Env, reg: &Registry) {
     sh(&format!(
         "cd {d}
         umoci init --layout img
@@ -70,7 +72,7 @@ fn publish(env: &Env, version: &str, sign: &str) {
 }
 
 /// A commit dated `date` and its desired state published; `package` overrides the package.
-fn commit(env: &Env, date: &str, package: Option<&str>) {
+pub(crate) fn commit(env: &Env, date: &str, package: Option<&str>) {
     git_commit(env, date, date);
     let mut line = "desired-state commit".to_string();
     if let Some(p) = package {
@@ -79,42 +81,69 @@ fn commit(env: &Env, date: &str, package: Option<&str>) {
     env.cli(&line).assert().success();
 }
 
-struct Device<'a> {
-    env: &'a Env,
-    engine: &'a DockerEngine,
-    from: String,
+pub(crate) struct Device<'a> {
+    pub env: &'a Env,
+    pub engine: &'a DockerEngine,
+    pub from: String,
+    /// The DOCKER_CONFIG that decides which compose runs (v1 when none).
+    pub docker_config: Option<std::path::PathBuf>,
 }
 
 impl<'a> Device<'a> {
     /// The device that follows `reg`'s `acme/demo-desired` on `engine`.
-    fn new(env: &'a Env, engine: &'a DockerEngine, reg: &Registry) -> Self {
+    pub fn new(env: &'a Env, engine: &'a DockerEngine, reg: &Registry) -> Self {
         Device {
             env,
             engine,
             from: reg.repo("acme/demo-desired"),
+            docker_config: None,
         }
     }
 
-    fn sync(&self, extra: &str) -> std::process::Output {
-        self.env
-            .cli(&format!(
-                "device sync --plain-http --from {} --state-dir state {extra}",
-                self.from
-            ))
+    /// The same device running projects with `version` of compose.
+    pub fn with_compose(mut self, version: crate::util::docker::ComposeVersion) -> Self {
+        self.docker_config = Some(crate::util::docker::docker_config(
+            self.env.dir.path(),
+            version,
+        ));
+        self
+    }
+
+    /// `margo-gitops ARGS` as this device runs it: its engine, its compose.
+    pub fn command(&self, args: &str) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_margo-gitops"));
+        c.current_dir(self.env.work())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.env.path("home"))
+            .env("MARGO_GITOPS_CACHE_DIR", self.env.path("cache"))
             .env("DOCKER_HOST", &self.engine.host)
-            .output()
-            .unwrap()
+            .args(args.split_whitespace());
+        if let Some(config) = &self.docker_config {
+            c.env("DOCKER_CONFIG", config);
+        }
+        c
+    }
+
+    /// `device sync` with `extra` arguments, to its end.
+    pub fn sync(&self, extra: &str) -> std::process::Output {
+        self.command(&format!(
+            "device sync --plain-http --from {} --state-dir state {extra}",
+            self.from
+        ))
+        .output()
+        .unwrap()
     }
 
     /// `sync` with the publisher's key, which must succeed: its stdout.
-    fn sync_ok(&self) -> String {
+    pub fn sync_ok(&self) -> String {
         let out = self.sync("--key keys/k.pub");
         assert!(out.status.success(), "{}", text(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The id of the running container of `project`'s `web` service.
-    fn container(&self, project: &str) -> Option<String> {
+    pub fn container(&self, project: &str) -> Option<String> {
         let out = self.engine.docker(&[
             "ps",
             "-q",
@@ -126,14 +155,25 @@ impl<'a> Device<'a> {
         (!id.is_empty()).then_some(id)
     }
 
-    fn environment(&self, id: &str) -> Vec<String> {
+    pub fn environment(&self, id: &str) -> Vec<String> {
         let out = self
             .engine
             .docker(&["inspect", "--format", "{{json .Config.Env}}", id]);
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    fn status(&self, name: &str) -> serde_json::Value {
+    /// The version of the compose that made the container `id` (its label).
+    pub fn made_by(&self, id: &str) -> String {
+        let out = self.engine.docker(&[
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"com.docker.compose.version\"}}",
+            id,
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn status(&self, name: &str) -> serde_json::Value {
         let applied: serde_json::Value = serde_json::from_slice(
             &std::fs::read(self.env.work().join("state/applied.json")).unwrap(),
         )
@@ -154,7 +194,7 @@ impl<'a> Device<'a> {
     }
 }
 
-fn text(out: &std::process::Output) -> String {
+pub(crate) fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -215,12 +255,21 @@ with tarfile.open("{out}", "w:gz") as t:
 }
 
 #[test]
-fn a_device_follows_desired_verifies_and_runs_what_it_names() {
+fn a_device_follows_desired_verifies_and_runs_what_it_names_with_compose_v2() {
+    follows_desired(ComposeVersion::V2);
+}
+
+#[test]
+fn a_device_follows_desired_verifies_and_runs_what_it_names_with_compose_v1() {
+    follows_desired(ComposeVersion::V1);
+}
+
+fn follows_desired(compose: ComposeVersion) {
     let reg = Registry::plain();
     let env = Env::new();
     device_repo(&env, &reg);
     let engine = DockerEngine::start();
-    let device = Device::new(&env, &engine, &reg);
+    let device = Device::new(&env, &engine, &reg).with_compose(compose);
 
     // No trust policy: nothing is installed.
     let out = device.sync("");
@@ -249,6 +298,16 @@ fn a_device_follows_desired_verifies_and_runs_what_it_names() {
     }
     let a = device.container("site-a-demo").expect("site-a runs");
     let b = device.container("site-b-demo").expect("site-b runs");
+    let major = if compose == ComposeVersion::V1 {
+        "1."
+    } else {
+        "2."
+    };
+    assert!(
+        device.made_by(&a).starts_with(major),
+        "{}",
+        device.made_by(&a)
+    );
     let env_a = device.environment(&a);
     assert!(env_a.contains(&"GREETING=hello a".to_string()), "{env_a:?}");
     assert!(env_a.contains(&"FIXED=yes".to_string()), "{env_a:?}");
@@ -355,6 +414,12 @@ fn a_device_follows_desired_verifies_and_runs_what_it_names() {
     publish(&env, "1.0.1", "key:keys/other.key");
     commit(&env, "2024-01-04T00:00:00Z", None);
     refused("--key keys/k.pub", "E_VERIFY", "has no valid signature");
+    // The tag taken back to the version that runs: read again (not taken as done on the
+    // failed pass's word), and site-a's status says installed again.
+    let out = device.sync("--key keys/k.pub --tag 20240103000000");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(device.status("site-a")["status"]["state"], "installed");
+    assert_eq!(device.container("site-a-demo").as_ref(), Some(&a2));
     // A package whose archive the registry serves changed (an archive of its own: the
     // same app gives the same bytes, and 1.0.0 must stay intact).
     let compose = std::fs::read_to_string(env.work().join("app/compose.yaml")).unwrap();

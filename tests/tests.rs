@@ -5,6 +5,7 @@
 mod util;
 
 mod action;
+mod agent;
 mod app_diff;
 mod build;
 mod ci;

@@ -1,9 +1,12 @@
 //! The container engine of the device: the Docker Engine API through `bollard`
 //! (`DOCKER_HOST` honoured, the API version negotiated, so dockerd 20.10 and newer both
 //! answer) for loading and tagging images, and the compose the device has for projects:
-//! `docker compose` (v2) when the CLI has it, else `docker-compose` (v1).
+//! `docker compose` (v2) when the CLI has it, else `docker-compose` (v1). Both are given the
+//! project name, file and folder explicitly (the file's own `name:` is dropped), so a
+//! device that moves from one to the other keeps its projects. Compose runs as a recorded
+//! child of the pass ([`crate::device::children`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bollard::query_parameters::{ImportImageOptions, TagImageOptions};
@@ -101,11 +104,15 @@ impl Engine {
 #[derive(Clone, Debug)]
 pub(crate) struct Compose {
     program: Vec<String>,
+    /// The state folder its runs are recorded in.
+    state: PathBuf,
 }
 
 impl Compose {
-    /// `docker compose` when the CLI has it, else `docker-compose`.
-    pub(crate) fn detect() -> Result<Compose> {
+    /// `docker compose` when the CLI has it, else `docker-compose`; runs recorded under the
+    /// state folder `state`.
+    pub(crate) fn detect(state: &Path) -> Result<Compose> {
+        let state = state.to_path_buf();
         let works = |args: &[&str]| {
             Command::new(args[0])
                 .args(&args[1..])
@@ -115,11 +122,13 @@ impl Compose {
         if works(&["docker", "compose", "version"]) {
             return Ok(Compose {
                 program: vec!["docker".into(), "compose".into()],
+                state,
             });
         }
         if works(&["docker-compose", "version"]) {
             return Ok(Compose {
                 program: vec!["docker-compose".into()],
+                state,
             });
         }
         Err(Error::Usage(
@@ -150,10 +159,12 @@ impl Compose {
             .arg(dir)
             .args(args)
             .current_dir(dir);
-        let out = blocking(|| cmd.output()).map_err(|e| Error::Service {
-            service: self.program.join(" "),
-            message: format!("cannot run it: {e}"),
-            hint: None,
+        let out = blocking(|| super::children::run(&self.state, &mut cmd)).map_err(|e| {
+            Error::Service {
+                service: self.program.join(" "),
+                message: format!("cannot run it: {e}"),
+                hint: None,
+            }
         })?;
         if out.status.success() {
             return Ok(());

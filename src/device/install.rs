@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::device::engine::{Compose, Engine};
 use crate::device::project;
 use crate::device::read::{Component, Deployment};
-use crate::device::state::{AppliedComponent, AppliedDeployment, StateDir};
+use crate::device::state::{previous_path, AppliedComponent, AppliedDeployment, StateDir};
 use crate::device::unpack::{self, Limits};
 use crate::error::{Error, Result};
 use crate::oci::blocking;
@@ -80,10 +80,11 @@ pub(crate) async fn install(
                 |c| c.project.clone(),
             );
         let dest = dir.join(&s.component.name);
+        let ran_before = previous.is_some_and(|p| p.components.contains_key(&s.component.name));
         at(
             "E_COMPOSE",
             &s.component.name,
-            swap_in(cx.compose, &project, &s.app_dir, &dest, staging.path()),
+            swap_in(cx.compose, &project, &s.app_dir, &dest, ran_before),
         )?;
         components.insert(
             s.component.name.clone(),
@@ -236,38 +237,59 @@ async fn load_images(
     Ok(ids)
 }
 
-/// Renames `app_dir` to `dest` and brings the project up; when `up` fails, the previous
-/// folder comes back and is brought up again.
+/// Renames `app_dir` to `dest` and brings the project up. The folder that ran before (when
+/// `ran_before`) waits beside, as `.<component>.previous`, until the new one is up, and
+/// comes back, brought up again, when `up` fails; a pass killed meanwhile leaves it there
+/// for [`crate::device::state::StateDir::repair`] to bring back.
 fn swap_in(
     compose: &Compose,
     project: &str,
     app_dir: &Path,
     dest: &Path,
-    staging: &Path,
+    ran_before: bool,
 ) -> Result<()> {
     let parent = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
-    let old = staging.join("previous");
-    let had_old = dest.exists();
+    // Folders given up go to the staging folder first, to be removed there: a pass killed
+    // while removing one leaves it where the next pass's repair clears it, not half
+    // removed where repair would bring it back.
+    let bin = app_dir.parent().unwrap_or(Path::new("."));
+    let old = previous_path(dest);
+    let had_old = ran_before && dest.exists();
     if had_old {
         std::fs::rename(dest, &old).map_err(Error::io("move", dest))?;
+    } else if dest.exists() {
+        // A first install a killed pass left half done: nothing of it counts as running.
+        discard(dest, bin)?;
     }
+    crate::device::state::sync_tree(app_dir)?;
     std::fs::rename(app_dir, dest).map_err(Error::io("move", app_dir))?;
+    crate::device::state::sync_folder(parent)?;
     let up = compose.up(project, &compose::find(dest)?);
     if up.is_err() && had_old {
-        let _ = std::fs::remove_dir_all(dest);
-        if std::fs::rename(&old, dest).is_ok() {
+        if discard(dest, bin).is_ok() && std::fs::rename(&old, dest).is_ok() {
             if let Ok(file) = compose::find(dest) {
                 let _ = compose.up(project, &file);
             }
         }
-    } else if up.is_err() {
+    } else if up.is_err() && !ran_before {
         // Nothing ran before: take down what half started.
         let _ = take_down(compose, project, dest);
     } else if had_old {
-        let _ = std::fs::remove_dir_all(&old);
+        let _ = discard(&old, bin);
     }
     up
+}
+
+/// Removes the folder `dir` by way of `bin`, a folder on the same file system that a pass
+/// clears when it starts: renamed there at once, then removed.
+fn discard(dir: &Path, bin: &Path) -> Result<()> {
+    let trash = tempfile::Builder::new()
+        .prefix(".discarded")
+        .tempdir_in(bin)
+        .map_err(Error::io("create a folder in", bin))?;
+    std::fs::rename(dir, trash.path().join("d")).map_err(Error::io("move", dir))?;
+    trash.close().map_err(Error::io("remove", dir))
 }
 
 /// Brings a component's project down and removes its folder.

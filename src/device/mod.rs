@@ -8,13 +8,23 @@
 //! - [`unpack`]: the package archive unpacked with every entry checked;
 //! - [`project`]: an unpacked package as a compose project this engine runs offline;
 //! - [`engine`]: the Docker Engine API (bollard) and the compose the device has;
-//! - [`state`]: the state folder (applied version, status manifests, trust policy);
+//! - [`state`]: the state folder (applied version, status manifests, trust policy), each
+//!   file replaced durably, and the repair of what a killed pass left;
+//! - [`lock`]: one pass at a time per state folder;
+//! - [`children`]: compose in a process group of its own, recorded, and what a killed pass
+//!   left running waited for and ended;
+//! - [`poll`]: when `watch` makes its next pass (jitter, splay, backoff);
+//! - [`status`]: what the device runs, from the state folder alone (`device status`);
 //! - [`sync`]: one pass and the watch loop, with rollback protection.
 
+pub(crate) mod children;
 pub(crate) mod engine;
 pub(crate) mod install;
+pub mod lock;
+pub mod poll;
 pub(crate) mod project;
 pub(crate) mod read;
 pub mod state;
+pub mod status;
 pub mod sync;
 pub mod unpack;

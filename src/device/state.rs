@@ -1,11 +1,17 @@
-//! What a device keeps in its state folder, each file replaced atomically (written beside,
-//! then renamed), so a power cut leaves the old or the new file, never half of one:
+//! What a device keeps in its state folder, each file replaced atomically and durably
+//! (written beside, flushed to disk, renamed, the folder flushed), so a power cut leaves the
+//! old or the new file, never half of one:
 //!
 //! - `applied.json`: the desired-state version applied last (its digest and
-//!   `manifestVersion`, for rollback protection) and, per deployment, what runs;
-//! - `status/<deploymentId>.json`: each deployment's Margo `DeploymentStatusManifest`;
+//!   `manifestVersion`, for rollback protection, and when), the one followed, and, per
+//!   deployment, what runs;
+//! - `status/<deploymentId>.json`: each deployment's Margo `DeploymentStatusManifest`,
+//!   written only when it changes, so its time is since when the deployment is so;
 //! - `deployments/<deploymentId>/<component>/`: the unpacked package a component runs
-//!   from, its compose file rewritten for this engine;
+//!   from, its compose file rewritten for this engine (and `.<component>.previous/` while a
+//!   new one is swapped in);
+//! - `lock`, `children/`, `staging/`: one pass at a time, the compose it runs, what it
+//!   unpacks (see [`crate::device::lock`], [`crate::device::children`]);
 //! - `policy.yaml` (optional, written by the operator): the trust policy, when the command
 //!   line gives none.
 
@@ -15,7 +21,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::oci::layout::write_atomic;
 
 /// The state folder.
 #[derive(Clone, Debug)]
@@ -31,6 +36,9 @@ pub struct Applied {
     /// Deployments that run (or failed to start), by deployment id.
     #[serde(default)]
     pub deployments: BTreeMap<String, AppliedDeployment>,
+    /// The repository and tag the device follows (its last pass's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub following: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -40,6 +48,13 @@ pub struct AppliedVersion {
     pub source: String,
     pub digest: String,
     pub manifest_version: u64,
+    /// When it was applied (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<String>,
+    /// Only some of its deployments were applied (`--deployment`), or a later version's
+    /// pass failed part-way after changing some: a later pass must still read it whole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -189,17 +204,54 @@ impl StateDir {
 
     pub fn save_applied(&self, applied: &Applied) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(applied).expect("JSON");
-        write_atomic(&self.applied_path(), &bytes)
+        write_durable(&self.applied_path(), &bytes)
+    }
+
+    fn status_folder(&self) -> PathBuf {
+        self.0.join("status")
     }
 
     fn status_path(&self, id: &str) -> PathBuf {
-        self.0.join("status").join(format!("{id}.json"))
+        self.status_folder().join(format!("{id}.json"))
     }
 
+    /// Writes a deployment's status manifest when it says something new (so the file's
+    /// time says since when the deployment is in its state).
     pub fn save_status(&self, status: &StatusManifest) -> Result<()> {
         let mut bytes = serde_json::to_vec_pretty(status).expect("JSON");
         bytes.push(b'\n');
-        write_atomic(&self.status_path(&status.deployment_id), &bytes)
+        let path = self.status_path(&status.deployment_id);
+        if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+            return Ok(());
+        }
+        write_durable(&path, &bytes)
+    }
+
+    /// Every status manifest in the folder, with the time it was last written.
+    pub fn statuses(&self) -> Result<Vec<(StatusManifest, std::time::SystemTime)>> {
+        let dir = self.status_folder();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("read", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(Error::io("read", &dir))?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(Error::io("read", &path))?;
+            let status: StatusManifest = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::invalid_file(&path, Some(e.line()), format!("not a status manifest: {e}"))
+            })?;
+            let since = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map_err(Error::io("read", &path))?;
+            out.push((status, since));
+        }
+        out.sort_by(|a, b| a.0.deployment_id.cmp(&b.0.deployment_id));
+        Ok(out)
     }
 
     /// Where a deployment's components are unpacked.
@@ -210,7 +262,7 @@ impl StateDir {
     /// A fresh folder for unpacking, on the same file system as the deployments (so the
     /// rename into place is atomic); removed when dropped.
     pub fn staging(&self) -> Result<tempfile::TempDir> {
-        let dir = self.0.join("staging");
+        let dir = self.staging_root();
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         tempfile::Builder::new()
             .prefix("sync-")
@@ -218,7 +270,160 @@ impl StateDir {
             .map_err(Error::io("create a folder in", &dir))
     }
 
+    fn staging_root(&self) -> PathBuf {
+        self.0.join("staging")
+    }
+
+    /// Undoes what a pass that was killed left half done (run under the lock, before
+    /// anything else): its staging folders go, and a component folder it had moved aside to
+    /// swap a new one in comes back (`applied.json` says that one is what runs; the next
+    /// install swaps again).
+    pub(crate) fn repair(&self) -> Result<()> {
+        let staging = self.staging_root();
+        match std::fs::remove_dir_all(&staging) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("remove", &staging)(e))
+            }
+            _ => {}
+        }
+        let deployments = self.0.join("deployments");
+        let Ok(entries) = std::fs::read_dir(&deployments) else {
+            return Ok(());
+        };
+        for d in entries.flatten() {
+            let Ok(components) = std::fs::read_dir(d.path()) else {
+                continue;
+            };
+            for c in components.flatten() {
+                let name = c.file_name().to_string_lossy().into_owned();
+                let Some(component) = previous_of(&name) else {
+                    continue;
+                };
+                let dest = d.path().join(component);
+                if dest.exists() {
+                    std::fs::remove_dir_all(&dest).map_err(Error::io("remove", &dest))?;
+                }
+                std::fs::rename(c.path(), &dest).map_err(Error::io("move", &dest))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn policy_path(&self) -> PathBuf {
         self.0.join("policy.yaml")
+    }
+}
+
+/// Where a component's folder waits while a new one is swapped in.
+pub(crate) fn previous_path(dest: &Path) -> PathBuf {
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    dest.with_file_name(format!(".{name}.previous"))
+}
+
+/// The component a `.<component>.previous` folder belongs to.
+fn previous_of(name: &str) -> Option<&str> {
+    name.strip_prefix('.')?.strip_suffix(".previous")
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old file or the new one: written
+/// beside, flushed, renamed over, and the folder flushed (the rename itself is durable).
+fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+        sync_folder(dir.parent().unwrap_or(Path::new(".")))?;
+    }
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(Error::io("create a file in", dir))?;
+    tmp.write_all(bytes).map_err(Error::io("write", path))?;
+    tmp.as_file().sync_all().map_err(Error::io("write", path))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(Error::io("write", path))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| Error::io("write", path)(e.error))?;
+    sync_folder(dir)
+}
+
+/// Flushes a folder's entries (files created, renamed or removed in it) to the disk.
+pub(crate) fn sync_folder(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("write", dir))
+}
+
+/// Flushes every file and folder under `root` to the disk, so that a folder renamed into
+/// place after it is whole after a power cut.
+pub(crate) fn sync_tree(root: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(root).map_err(Error::io("read", root))?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(root).map_err(Error::io("read", root))? {
+            sync_tree(&entry.map_err(Error::io("read", root))?.path())?;
+        }
+        sync_folder(root)
+    } else if meta.is_file() {
+        std::fs::File::open(root)
+            .and_then(|f| f.sync_all())
+            .map_err(Error::io("write", root))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_is_written_when_it_changes_and_its_time_says_since_when() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let installed = StatusManifest::new("d1", &["web".into()], State::Installed);
+        state.save_status(&installed).unwrap();
+        let path = state.status_path("d1");
+        let first = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        state.save_status(&installed).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), first);
+        let failed = installed
+            .clone()
+            .failed("site", None, "E_COMPOSE", "up failed");
+        state.save_status(&failed).unwrap();
+        let listed = state.statuses().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0, failed);
+        assert!(listed[0].1 > first);
+    }
+
+    #[test]
+    fn repair_removes_staging_and_brings_a_moved_component_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let staging = state.staging().unwrap().keep();
+        let dep = state.deployment_dir("d1");
+        // Moved aside, and the new one renamed in (its `up` never ran to its end) …
+        std::fs::create_dir_all(previous_path(&dep.join("web"))).unwrap();
+        std::fs::write(previous_path(&dep.join("web")).join("compose.yaml"), "old").unwrap();
+        std::fs::create_dir_all(dep.join("web")).unwrap();
+        std::fs::write(dep.join("web/compose.yaml"), "new").unwrap();
+        // … and moved aside before the new one came (killed between the two renames).
+        std::fs::create_dir_all(previous_path(&dep.join("db"))).unwrap();
+        state.repair().unwrap();
+        assert!(!staging.exists());
+        assert_eq!(
+            std::fs::read_to_string(dep.join("web/compose.yaml")).unwrap(),
+            "old"
+        );
+        assert!(dep.join("db").is_dir());
+        let left: Vec<_> = std::fs::read_dir(&dep)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
     }
 }

@@ -1,7 +1,11 @@
-//! `device sync` (one pass) and `device watch` (a pass every interval, stopping cleanly on
-//! SIGTERM or Ctrl-C between passes).
+//! `device sync` (one pass) and `device watch` (passes paced by [`crate::device::poll`],
+//! stopping cleanly on SIGTERM or Ctrl-C between passes).
 //!
-//! A pass reads the desired-state version (`desired`, or `--tag`), refuses it when its
+//! A pass holds the state folder's lock ([`crate::device::lock`]) from start to end. It
+//! first repairs what a killed pass left (its compose still running, its staging, a
+//! component moved aside), then asks the registry one thing: the digest the followed tag
+//! names (one `HEAD`). When that is the version applied completely, the pass is done.
+//! Otherwise it reads the version (`desired`, or `--tag`), refuses it when its
 //! `manifestVersion` is not greater than the one applied (rollback protection;
 //! `--allow-downgrade` to force), installs the deployments whose document changed, takes
 //! down those that left, and writes each one's status manifest. A deployment that fails
@@ -13,17 +17,24 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::device::children;
 use crate::device::engine::{Compose, Engine};
 use crate::device::install::{self, Context, Failure};
+use crate::device::lock::StateLock;
+use crate::device::poll::{self, Pacing};
 use crate::device::read::{self, Deployment};
 use crate::device::state::{
     Applied, AppliedComponent, AppliedDeployment, AppliedVersion, State, StateDir, StatusManifest,
 };
 use crate::device::unpack::Limits;
 use crate::error::{Error, Result};
+use crate::oci::blocking;
 use crate::oci::reference::Target;
 use crate::oci::store::{Connect, Store};
 use crate::signing::verify::{Requirement, RequirementSpec};
+
+/// How long a pass waits for the compose a killed pass left running before ending it.
+const LEFTOVER_PATIENCE: Duration = Duration::from_secs(60);
 
 /// How `device sync` was asked to run.
 pub struct SyncOptions {
@@ -39,6 +50,8 @@ pub struct SyncOptions {
     pub policy: RequirementSpec,
     pub connect: Connect,
     pub limits: Limits,
+    /// How long to wait for a pass that holds the state folder (forever when `None`).
+    pub lock_timeout: Option<Duration>,
 }
 
 /// What one pass did.
@@ -106,18 +119,45 @@ pub fn policy(spec: &RequirementSpec, state: &StateDir) -> Result<Requirement> {
 
 /// One pass.
 pub async fn sync(opts: &SyncOptions) -> Result<SyncReport> {
+    let target = Target::parse(&opts.from)?;
+    let store = Store::open(&target.repo, &opts.connect).await?;
+    pass(opts, &target, &store).await
+}
+
+/// One pass against `store`, the desired-state repository `target` (`watch` keeps it, and
+/// the registry token in it, from pass to pass).
+async fn pass(opts: &SyncOptions, target: &Target, store: &Store) -> Result<SyncReport> {
     let state = StateDir::open(&opts.state_dir)?;
+    let _lock = blocking(|| StateLock::acquire(&state.0, opts.lock_timeout))?;
+    blocking(|| children::reap(&state.0, LEFTOVER_PATIENCE))?;
+    state.repair()?;
     let requirement = policy(&opts.policy, &state)?;
     let mut applied = state.applied()?;
-    let target = Target::parse(&opts.from)?;
     let tag = opts
         .tag
         .clone()
         .or(target.tag.clone())
         .unwrap_or_else(|| crate::desired::versions::DESIRED_TAG.into());
     let source = format!("{}:{tag}", target.repo);
-    let store = Store::open(&target.repo, &opts.connect).await?;
-    let version = read::read_version(&store, &target.repo.to_string(), &tag).await?;
+    if applied.following.as_deref() != Some(source.as_str()) {
+        applied.following = Some(source.clone());
+        state.save_applied(&applied)?;
+    }
+    // Nothing new: one request.
+    if let Some(done) = applied
+        .desired
+        .as_ref()
+        .filter(|d| opts.only.is_empty() && !d.partial && d.source == source)
+    {
+        if store
+            .resolve(&tag)
+            .await?
+            .is_some_and(|digest| digest.as_str() == done.digest)
+        {
+            return Ok(up_to_date(done, &applied));
+        }
+    }
+    let version = read::read_version(store, &target.repo.to_string(), &tag).await?;
     refuse_rollback(&source, &version, &applied, opts.allow_downgrade)?;
     check_selection(&opts.only, &version.deployments, &applied)?;
     let (wanted, leaving) = plan(&opts.only, &version.deployments, &applied);
@@ -130,7 +170,7 @@ pub async fn sync(opts: &SyncOptions) -> Result<SyncReport> {
     let mut outcomes = Vec::new();
     if changed || !leaving.is_empty() {
         let engine = Engine::connect().await?;
-        let compose = Compose::detect()?;
+        let compose = Compose::detect(&state.0)?;
         let cx = Context {
             state: &state,
             requirement: &requirement,
@@ -147,16 +187,33 @@ pub async fn sync(opts: &SyncOptions) -> Result<SyncReport> {
         }
     } else {
         for d in &wanted {
-            outcomes.push(unchanged(d, &applied.deployments[&d.id].components));
+            let outcome = unchanged(d, &applied.deployments[&d.id].components);
+            state.save_status(&outcome.status)?;
+            outcomes.push(outcome);
         }
     }
     let up_to_date = outcomes.iter().all(|o| o.action == Action::Unchanged);
     if outcomes.iter().all(|o| o.action != Action::Failed) {
+        let digest = version.digest.to_string();
+        let partial = !opts.only.is_empty();
+        let applied_at = applied
+            .desired
+            .as_ref()
+            .filter(|d| d.digest == digest && !d.partial && !partial)
+            .and_then(|d| d.applied_at.clone())
+            .or_else(now);
         applied.desired = Some(AppliedVersion {
             source: source.clone(),
-            digest: version.digest.to_string(),
+            digest,
             manifest_version: version.manifest_version,
+            applied_at,
+            partial,
         });
+        state.save_applied(&applied)?;
+    } else if let Some(done) = applied.desired.as_mut().filter(|d| !d.partial) {
+        // Some deployments may now run parts of this version: the one applied before no
+        // longer tells the whole story, and the next pass may not take it as done.
+        done.partial = true;
         state.save_applied(&applied)?;
     }
     Ok(SyncReport {
@@ -166,6 +223,38 @@ pub async fn sync(opts: &SyncOptions) -> Result<SyncReport> {
         up_to_date,
         deployments: outcomes,
     })
+}
+
+/// The current time, RFC 3339 (UTC).
+fn now() -> Option<String> {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// The report of a pass that found the version it applied: every deployment unchanged.
+fn up_to_date(done: &AppliedVersion, applied: &Applied) -> SyncReport {
+    SyncReport {
+        source: done.source.clone(),
+        digest: done.digest.clone(),
+        manifest_version: done.manifest_version,
+        up_to_date: true,
+        deployments: applied
+            .deployments
+            .iter()
+            .map(|(id, a)| {
+                let components: Vec<String> = a.components.keys().cloned().collect();
+                Outcome {
+                    id: id.clone(),
+                    name: a.name.clone(),
+                    action: Action::Unchanged,
+                    packages: a.components.values().map(|c| c.package.clone()).collect(),
+                    status: StatusManifest::new(id, &components, State::Installed),
+                    error: None,
+                }
+            })
+            .collect(),
+    }
 }
 
 /// Refuses a version that is not newer than the one applied, unless forced.
@@ -344,24 +433,41 @@ fn remove(cx: &Context<'_>, id: &str, applied: &mut Applied) -> Result<Outcome> 
     Ok(outcome)
 }
 
-/// A pass every `interval` until SIGTERM or Ctrl-C (a pass under way finishes first);
-/// `each` sees every pass's result, failures included, and the loop goes on.
+/// Passes paced as `pacing` says until SIGTERM or Ctrl-C (a pass under way finishes
+/// first); `each` sees every pass's result, failures included, and the loop goes on. The
+/// desired-state repository stays open from pass to pass (a registry token is asked for
+/// once, and again only when it expires); passes that fail to reach the registry space out.
 pub async fn watch(
     opts: &SyncOptions,
-    interval: Duration,
+    pacing: Pacing,
     mut each: impl FnMut(&Result<SyncReport>),
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let io = |e| Error::io("listen for", "SIGTERM")(e);
     let mut term = signal(SignalKind::terminate()).map_err(io)?;
     let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+    let target = Target::parse(&opts.from)?;
+    let store = Store::open(&target.repo, &opts.connect).await?;
+    let mut wait = pacing.first(poll::unit());
+    let mut failures = 0;
     loop {
-        let result = sync(opts).await;
-        each(&result);
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
+        let result = pass(opts, &target, &store).await;
+        each(&result);
+        let retry_after = match &result {
+            Err(Error::Registry { retry_after, .. }) => {
+                failures += 1;
+                *retry_after
+            }
+            _ => {
+                failures = 0;
+                None
+            }
+        };
+        wait = pacing.next(failures, retry_after, poll::unit());
     }
 }

@@ -252,6 +252,7 @@ fn call_helper(helper: &str, registry: &str) -> Result<(Credential, Origin)> {
             registry: registry.to_string(),
             message: format!("cannot run credential helper {program}: {e}"),
             hint: Some("install it or remove it from the Docker config".into()),
+            retry_after: None,
         })?;
     if let Some(mut stdin) = child.stdin.take() {
         // A helper that exits early closes its stdin; its exit status tells the story.
@@ -270,6 +271,7 @@ fn call_helper(helper: &str, registry: &str) -> Result<(Credential, Origin)> {
             registry: registry.to_string(),
             message: format!("{program} answered something that is not credentials JSON"),
             hint: None,
+            retry_after: None,
         })?;
     Ok((
         Credential::Basic {

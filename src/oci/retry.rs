@@ -76,10 +76,15 @@ impl Attempt {
 
     /// Bytes that did not match their digest: fetched once more, then `e`.
     pub fn wrong_bytes(e: Error) -> Attempt {
+        Attempt::settling(e, 2)
+    }
+
+    /// A refusal that another moment may lift: at most `attempts` in all, then `e`.
+    pub fn settling(e: Error, attempts: u32) -> Attempt {
         Attempt::Transient {
             why: e.to_string(),
             retry_after: None,
-            last: Some(Box::new((e, 2))),
+            last: Some(Box::new((e, attempts))),
         }
     }
 }
@@ -153,6 +158,7 @@ impl RetryPolicy {
                         "gave up after {attempt} attempt(s) in {}s; the registry keeps failing: try again later, or raise --retries",
                         started.elapsed().as_secs()
                     )),
+                    retry_after,
                 });
             }
             crate::progress::note(&format!(

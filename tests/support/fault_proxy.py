@@ -19,7 +19,8 @@ Rules for one-off or permanent faults (METHOD and a regular expression on the pa
 Each request is logged to LOG as `N METHOD PATH OUTCOME` (no query, no header).
 
 `--latency MS` holds every request that long before it is answered or forwarded: a
-registry across a network, for benchmarks (`benches/mirror.sh`).
+registry across a network, for benchmarks (`benches/mirror.sh`). `--timestamps` ends each
+log line with `@SECONDS` since the proxy started (when a client asked, not just what).
 
 `GET /_proxy?upstream=PORT&seed=S&rate=R` (answered by the proxy itself) points it at
 another registry and starts a new schedule, so that one proxy address serves many runs.
@@ -49,6 +50,7 @@ parser.add_argument("--always", action="append", default=[])
 parser.add_argument("--once", action="append", default=[])
 parser.add_argument("--truncate-once", action="append", default=[])
 parser.add_argument("--latency", type=float, default=0.0)
+parser.add_argument("--timestamps", action="store_true")
 args = parser.parse_args()
 
 lock = threading.Lock()
@@ -56,7 +58,20 @@ rng = random.Random(args.seed)
 kinds = [k for k in args.kinds.split(",") if k]
 counter = [0]
 used_once = set()
-log = open(args.log, "a", buffering=1)
+class Log:
+    """The request log; with --timestamps each line ends with `@SECONDS` since the start."""
+
+    def __init__(self, path):
+        self.file = open(path, "a", buffering=1)
+        self.started = time.monotonic()
+
+    def write(self, line):
+        if args.timestamps:
+            line = "%s @%.3f\n" % (line.rstrip("\n"), time.monotonic() - self.started)
+        self.file.write(line)
+
+
+log = Log(args.log)
 
 
 def rule(text):

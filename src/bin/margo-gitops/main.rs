@@ -1,7 +1,8 @@
 //! The `margo-gitops` binary: parse the command line, run it, map the outcome to an exit code.
 //!
 //! 0: done. 1: a check failed (the input is wrong). 2: usage or I/O (bad flags, missing
-//! files, unreachable or refusing registries). A closed stdout (`| head`) is not an error.
+//! files, unreachable or refusing registries). 3: busy (a device's state folder stayed
+//! locked by another pass past `--lock-timeout`). A closed stdout (`| head`) is not an error.
 //! [`args`] is the command line, [`commands`] runs each command over the library, and
 //! [`report`] prints what they did.
 

@@ -182,6 +182,7 @@ impl RegistryStore {
                     registry: self.client.registry.clone(),
                     message: format!("PUT blob upload: {}", envelope(&text).unwrap_or(text)),
                     hint: None,
+                    retry_after: None,
                 }))
             }
             s => Err(Attempt::fatal(self.failed("PUT blob upload", s, r).await)),

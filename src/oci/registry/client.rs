@@ -288,6 +288,7 @@ impl Client {
                 registry: self.registry.clone(),
                 message: "the token service answered something that is not a token".into(),
                 hint: None,
+                retry_after: None,
             })
         })?;
         let token = answer.token.or(answer.access_token).ok_or_else(|| {
@@ -295,6 +296,7 @@ impl Client {
                 registry: self.registry.clone(),
                 message: "the token service answered without a token".into(),
                 hint: None,
+                retry_after: None,
             })
         })?;
         let mut state = self.state();
@@ -312,6 +314,7 @@ impl Client {
                 "credentials used: {}; check them with `docker login {}` or --username/--password-stdin",
                 self.origin, self.registry
             )),
+            retry_after: None,
         }
     }
 
@@ -341,6 +344,7 @@ impl Client {
                     what_of(method, url)
                 ),
                 hint: Some(hint.into()),
+                retry_after: None,
             });
         }
         let why = format!("cannot reach the registry: {text}");
@@ -356,6 +360,7 @@ impl Client {
                     } else {
                         "check that it runs and that the name and port are right; for a registry without TLS pass --plain-http, for a private CA --ca-file".into()
                     }),
+                    retry_after: None,
                 },
                 u32::MAX,
             ))),

@@ -69,8 +69,10 @@ fn transient(what: &str, e: &reqwest::Error) -> Attempt {
 }
 
 impl RegistryStore {
-    /// Connects to `registry/repository`, authenticating for pull (and push when asked):
-    /// refused credentials stop here, before anything is written.
+    /// Connects to `registry/repository`. For push, it authenticates at once (`GET /v2/`):
+    /// refused credentials stop here, before anything is written. For pull, the first
+    /// request authenticates when the registry asks, so that a reader that asks one thing
+    /// (a device's poll) costs one request.
     pub(crate) async fn connect(
         registry: &str,
         repository: &str,
@@ -87,6 +89,9 @@ impl RegistryStore {
             known: Mutex::default(),
             referrers_api: Mutex::default(),
         };
+        if !push {
+            return Ok(store);
+        }
         let url = store.client.url("/v2/");
         store
             .client
@@ -137,6 +142,7 @@ impl RegistryStore {
                 registry: self.client.registry.clone(),
                 message: format!("{what}: {detail}"),
                 hint: None,
+                retry_after: None,
             },
         }
     }
@@ -266,6 +272,20 @@ impl RegistryStore {
                     .await?;
                 match r.status() {
                     s if s.is_success() => Ok(()),
+                    // Its blobs were all written before it, so a blob the registry does not
+                    // see is one still settling: another writer of the same blob (CNCF
+                    // Distribution rewrites a repository's link to it in place) or a
+                    // replica behind. Tried a few times more, then the registry's answer.
+                    StatusCode::BAD_REQUEST => {
+                        let e = self
+                            .failed(&format!("PUT {what}"), StatusCode::BAD_REQUEST, r)
+                            .await;
+                        if e.to_string().contains("MANIFEST_BLOB_UNKNOWN") {
+                            Err(Attempt::settling(e, 4))
+                        } else {
+                            Err(Attempt::fatal(e))
+                        }
+                    }
                     // A write refused with 404 is a refusal, not a missing thing to report.
                     s => Err(Attempt::fatal(
                         self.failed(&format!("PUT {what}"), s, r).await,

@@ -12,18 +12,41 @@ pub enum Device {
     /// One pass: apply the desired state the repository's `desired` tag holds to this
     /// device's Docker engine (verified, unpacked safely, loaded, brought up).
     Sync(DeviceArgs),
-    /// A pass every interval until SIGTERM or Ctrl-C; a failed pass is tried again.
+    /// A pass every interval (± 10%) until SIGTERM or Ctrl-C; a failed pass is tried
+    /// again, later and later while the registry fails.
     Watch(WatchArgs),
+    /// What the device runs, from its state folder alone (no registry, no engine).
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Time between passes: `30s`, `5m`, `1h` or seconds.
+    /// Time between passes: `30s`, `5m`, `1h` or seconds (each one ± 10%).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub interval: Duration,
 
+    /// Make the first pass at a random point within one interval, so that devices
+    /// restarted together do not poll together.
+    #[arg(long)]
+    pub splay: bool,
+
+    /// The longest wait between passes while the registry fails or answers 429.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub max_backoff: Duration,
+
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The device's state folder.
+    #[arg(long, value_name = "DIR", env = "MARGO_GITOPS_STATE_DIR")]
+    pub state_dir: PathBuf,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +72,11 @@ pub struct DeviceArgs {
     #[arg(long)]
     pub allow_downgrade: bool,
 
+    /// How long to wait for another pass on the same state folder (default: as long as it
+    /// takes); when it runs out, exit 3 and change nothing.
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+    pub lock_timeout: Option<Duration>,
+
     /// Print JSON instead of one line per deployment.
     #[arg(long)]
     pub json: bool,
@@ -60,7 +88,18 @@ pub struct DeviceArgs {
     pub registry: RegistryArgs,
 }
 
-/// `30s`, `5m`, `2h`, `250ms` or plain seconds.
+/// A duration that may be zero (`0`: do not wait).
+fn parse_wait(s: &str) -> margo_gitops::Result<Duration> {
+    if matches!(s, "0" | "0s" | "0ms" | "0m" | "0h") {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
+}
+
+/// The longest duration an option takes: a week.
+const LONGEST: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `30s`, `5m`, `2h`, `250ms` or plain seconds: more than 0, at most a week.
 fn parse_duration(s: &str) -> margo_gitops::Result<Duration> {
     let bad = |why: String| margo_gitops::Error::Usage(why);
     let (num, unit) = s
@@ -72,12 +111,35 @@ fn parse_duration(s: &str) -> margo_gitops::Result<Duration> {
     let d = match unit {
         "" | "s" => Duration::from_secs(n),
         "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
         _ => return Err(bad(format!("`{s}`: the unit is s, m, h or ms"))),
     };
     if d.is_zero() {
-        return Err(bad("the interval must be more than 0".into()));
+        return Err(bad(format!("`{s}`: it must be more than 0")));
+    }
+    if d > LONGEST {
+        return Err(bad(format!("`{s}`: at most a week (168h)")));
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_read_with_their_unit_and_bounded() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_wait("0").unwrap(), Duration::ZERO);
+        for bad in ["0garbage", "", "5d", "-1s", "18446744073709551615h", "200h"] {
+            assert!(parse_wait(bad).is_err(), "{bad}");
+        }
+        assert!(parse_duration("0s")
+            .unwrap_err()
+            .to_string()
+            .contains("more than 0"));
+    }
 }

@@ -46,6 +46,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Ci(a) => gitops::ci(a).await,
         Command::Device(Device::Sync(a)) => device::sync(a).await,
         Command::Device(Device::Watch(a)) => device::watch(a).await,
+        Command::Device(Device::Status(a)) => device::status(a),
     }
 }
 
