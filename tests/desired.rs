@@ -494,3 +494,65 @@ fn the_examples_of_the_specification_validate_without_a_warning() {
         assert_eq!(r["problems"].as_array().unwrap().len(), 0, "{r}");
     }
 }
+
+#[test]
+fn a_version_signed_by_its_committer_verifies_and_an_unsigned_or_foreign_one_does_not() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    gitops_repo(&env, &reg);
+    env.write(".gitignore", "dist/\nkeys/\n");
+    env.cli("key generate keys/k").assert().success();
+    env.cli("key generate keys/other").assert().success();
+    let desired = format!("{}:desired", reg.repo("acme/poc-app-desired"));
+    let verify = |key: &str| {
+        env.cli(&format!(
+            "desired-state verify --plain-http --key {key} {desired}"
+        ))
+        .assert()
+    };
+
+    // OpenPGP signs package archives only: refused before anything is published.
+    env.cli("desired-state commit --sign pgp:keys/k.key")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("signs package archives only"));
+    assert!(reg.tags("acme/poc-app-desired").is_empty());
+
+    env.cli("desired-state commit --sign key:keys/k.key")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("signed      sha256:"));
+    verify("keys/k.pub")
+        .success()
+        .stdout(predicates::str::contains("verified"));
+    verify("keys/other.pub")
+        .code(1)
+        .stderr(predicates::str::contains("signed by another key"));
+    // Stored as package signatures are: a referrer listed under the `sha256-<hex>` tag.
+    let version = crate::util::sha256_hex(
+        &run(Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{desired}")))
+        .stdout,
+    );
+    assert!(
+        reg.tags("acme/poc-app-desired")
+            .contains(&format!("sha256-{version}")),
+        "{:?}",
+        reg.tags("acme/poc-app-desired")
+    );
+
+    // The next version, committed unsigned: `desired` moves, and does not verify.
+    env.write(
+        "deployments/site-0001.yaml",
+        "siteId: site-0002\npollFrequency: 30s\n",
+    );
+    git_commit(&env, "2024-02-01T00:00:00Z", "unsigned");
+    env.cli("desired-state commit --sign none")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("signed      no"));
+    verify("keys/k.pub")
+        .code(1)
+        .stderr(predicates::str::contains("is not signed"));
+}

@@ -66,10 +66,21 @@ impl Setup {
 
     /// `package verify` of `reference` for `identity` and `issuer`.
     fn verify(&mut self, reference: &str, identity: &str, issuer: &str) -> Output {
+        self.verify_as("package", reference, identity, issuer)
+    }
+
+    /// `COMMAND verify` (`package`, `desired-state`) of `reference`.
+    fn verify_as(
+        &mut self,
+        command: &str,
+        reference: &str,
+        identity: &str,
+        issuer: &str,
+    ) -> Output {
         let out = self
             .env
             .cmd()
-            .args(["package", "verify", "--plain-http", reference])
+            .args([command, "verify", "--plain-http", reference])
             .args(["--certificate-identity", identity])
             .args(["--certificate-oidc-issuer", issuer])
             .arg("--trust-config")
@@ -496,4 +507,48 @@ fn keyless_needs_a_valid_token_and_pushes_nothing_without_one() {
     let ok = publish(&[("SIGSTORE_ID_TOKEN", sig.identity_token())]);
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert_no_token_leaked(&[none, wrong, old, ok], env.dir.path());
+}
+
+#[test]
+fn a_desired_state_version_signed_keyless_verifies_with_sigstore_python_and_with_us() {
+    let reg = Registry::plain();
+    let sig = SigstoreStandIn::start();
+    let env = Env::new();
+    crate::desired::gitops_repo(&env, &reg);
+    let mut s = Setup {
+        reg,
+        sig,
+        env,
+        outputs: Vec::new(),
+    };
+    let out = s.keyless("desired-state commit --sign keyless");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (manifest, bundles) = s.fetched("acme/poc-app-desired", "desired");
+    assert_eq!(
+        bundles.len(),
+        1,
+        "one signature, over the version's manifest"
+    );
+
+    // sigstore-python, offline, on the version's manifest as the registry serves it.
+    let py = s.python(&bundles[0], &manifest, WORKFLOW_IDENTITY, ACTIONS_ISSUER);
+    assert!(
+        py.status.success(),
+        "sigstore-python refused: {}",
+        stderr(&py)
+    );
+    let other = "https://github.com/evil/repo/.github/workflows/x.yml@refs/heads/main";
+    let py = s.python(&bundles[0], &manifest, other, ACTIONS_ISSUER);
+    assert!(
+        !py.status.success(),
+        "sigstore-python accepted another identity"
+    );
+
+    // Ours agrees, both ways.
+    let desired = s.reg.repo("acme/poc-app-desired:desired");
+    let ours = s.verify_as("desired-state", &desired, WORKFLOW_IDENTITY, ACTIONS_ISSUER);
+    assert!(ours.status.success(), "{}", stderr(&ours));
+    let ours = s.verify_as("desired-state", &desired, other, ACTIONS_ISSUER);
+    assert_eq!(ours.status.code(), Some(1), "{}", stderr(&ours));
+    assert_no_token_leaked(&s.outputs, s.env.dir.path());
 }

@@ -244,7 +244,7 @@ fn gitops_through(env: &Env, pkg: &Registry, proxy: &FaultProxy, commits: usize)
             proxy.repo("acme/desired")
         ),
     );
-    env.write(".gitignore", "dist/\n");
+    env.write(".gitignore", "dist/\nkeys/\n");
     for i in 1..=commits {
         env.write("values.yaml", &format!("siteId: site-{i}\n"));
         git_commit(
@@ -260,8 +260,13 @@ fn committing_the_desired_state_under_faults_ends_where_it_ends_without_them() {
     let (env, pkg) = (Env::new(), Registry::plain());
     let proxy = FaultProxy::start(&pkg, &[]);
     gitops_through(&env, &pkg, &proxy, 1);
+    env.cli("key generate keys/k").assert().success();
+    // Signed, as a device will require: the version, its signature and its referrers tag
+    // end the same under every schedule.
     under_faults(&proxy, &["acme/desired"], &|_| {}, &|| {
-        env.cli("desired-state commit").output().unwrap()
+        env.cli("desired-state commit --sign key:keys/k.key")
+            .output()
+            .unwrap()
     });
 }
 

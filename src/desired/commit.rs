@@ -1,5 +1,6 @@
-//! `desired-state commit`: one commit's desired state published as a version, and
-//! `desired` moved to it when it is newer.
+//! `desired-state commit`: one commit's desired state published as a version (signed,
+//! when a signer is given, before any tag names it), and `desired` moved to it when it is
+//! newer.
 //!
 //! `desired` moves only when the content changed and never back to an ancestor of the
 //! commit it holds. Registries have no compare-and-swap for tags, so a committer reads
@@ -18,6 +19,7 @@ use crate::git::CommitInfo;
 use crate::oci::digest::Digest;
 use crate::oci::manifest::Manifest;
 use crate::oci::store::{Connect, Store};
+use crate::signing::signer::Signer;
 
 /// How long a committer watches `desired` after moving it, and how often.
 const WATCH: (u32, Duration) = (5, Duration::from_millis(200));
@@ -34,6 +36,9 @@ pub struct Committed {
     pub desired_moved: bool,
     /// Why `desired` stayed where it was, when it did.
     pub note: Option<String>,
+    /// The signature this run attached to the version (a referrer), when it signed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Digest>,
 }
 
 /// What the committer knows about the history: is `a` an ancestor of (or equal to) `b`?
@@ -44,6 +49,8 @@ pub(crate) struct CommitRequest<'a> {
     pub version: VersionInput<'a>,
     pub connect: &'a Connect,
     pub ancestry: Ancestry<'a>,
+    /// Signs a version it publishes, before any tag names it.
+    pub signer: Option<&'a Signer>,
 }
 
 /// Whether `desired` may move to this commit's version.
@@ -108,6 +115,7 @@ pub(crate) async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
         published: false,
         desired_moved: false,
         note: None,
+        signature: None,
     };
     if let Some(cur) = current.as_ref().filter(|c| c.docs == ours_docs) {
         result.digest = cur.digest.clone();
@@ -134,6 +142,10 @@ pub(crate) async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
                 store.put_blob_bytes(b).await?;
             }
             store.put_manifest(&built.manifest).await?;
+            // Signed while no tag names it: a device never finds it unsigned.
+            if let Some(signer) = req.signer {
+                result.signature = Some(signer.attach(&store, &built.manifest).await?);
+            }
             store.set_tag(&built.manifest, &tag).await?;
             result.published = true;
         }

@@ -19,6 +19,8 @@ use crate::git::{CommitInfo, GitRepo};
 use crate::margo::validate::{self, Report};
 use crate::oci::reference::{Repo, Target};
 use crate::oci::store::{Connect, Store};
+use crate::signing::mode::{SignMode, SignOptions};
+use crate::signing::signer::Signer;
 
 /// What to render, as the command line says it.
 #[derive(Clone, Debug, Default)]
@@ -201,8 +203,18 @@ pub async fn commit(
     ws: &Workspace,
     req: &RenderRequest,
     to: Option<&str>,
+    sign: &SignOptions,
 ) -> Result<(Committed, Vec<Report>)> {
     let repo = ws.repo("desired-state commit (versions come from git)")?;
+    if matches!(sign.mode, SignMode::Pgp(_)) {
+        return Err(Error::Usage(
+            "--sign pgp: signs package archives only; sign desired-state versions with \
+             --sign keyless or --sign key:PATH"
+                .into(),
+        ));
+    }
+    // Loading a key can be slow work (scrypt): off the async threads.
+    let signer = crate::oci::blocking(|| Signer::new(sign))?;
     let state = render_state(ws, req).await?;
     let warnings = require_valid(&state.docs)?;
     let to = to
@@ -230,6 +242,7 @@ pub async fn commit(
         },
         connect: &connect,
         ancestry: &ancestry,
+        signer: signer.as_ref(),
     })
     .await?;
     Ok((committed, warnings))

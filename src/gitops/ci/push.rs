@@ -117,7 +117,10 @@ pub(super) async fn on_push(
             package: Some(target.package_ref.clone()),
             connect: target.connect.clone(),
         };
-        let (committed, _) = pipeline::commit(ws, &req, Some(&target.desired_repo)).await?;
+        // Not signed yet here: the push job signs desired-state versions together with
+        // `mirror` (issue 23), so that a device can require it of every version.
+        let (committed, _) =
+            pipeline::commit(ws, &req, Some(&target.desired_repo), &SignOptions::none()).await?;
         (Some(committed), None)
     } else {
         let req = MirrorRequest {

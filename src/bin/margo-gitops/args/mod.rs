@@ -251,6 +251,8 @@ pub enum DesiredState {
     Diff(DiffArgs),
     /// The OCI history as `git log --oneline` shows it; `--verify` checks the chain.
     Log(LogArgs),
+    /// Check a version's signature (exit 0: verified, 1: not), as a device does.
+    Verify(DesiredVerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +346,23 @@ pub struct CommitArgs {
     #[arg(long)]
     pub json: bool,
 
+    #[command(flatten)]
+    pub signing: SigningArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DesiredVerifyArgs {
+    /// The version: `registry/name:tag` (`desired` or a version), `…@sha256:…` or
+    /// `oci-layout:PATH:tag`.
+    pub reference: String,
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }

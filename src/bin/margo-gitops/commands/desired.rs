@@ -1,13 +1,16 @@
-//! `desired-state render|validate|commit|show|diff|log`.
+//! `desired-state render|validate|commit|show|diff|log|verify`.
 
 use anyhow::Context as _;
 use margo_gitops::desired::pipeline::{self, Workspace};
 use margo_gitops::desired::{diff as semantic, versions};
 use margo_gitops::gitops::log as history;
 use margo_gitops::margo::validate;
+use margo_gitops::signing::verify;
 
-use super::{connect, fail_on, render_request};
-use crate::args::{CommitArgs, DesiredShowArgs, DiffArgs, LogArgs, RenderArgs, ValidateArgs};
+use super::{connect, fail_on, render_request, sign_options};
+use crate::args::{
+    CommitArgs, DesiredShowArgs, DesiredVerifyArgs, DiffArgs, LogArgs, RenderArgs, ValidateArgs,
+};
 use crate::report;
 
 pub async fn render(a: RenderArgs) -> anyhow::Result<()> {
@@ -34,7 +37,8 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<()> {
 pub async fn commit(a: CommitArgs) -> anyhow::Result<()> {
     let ws = Workspace::discover()?;
     let req = render_request(a.template, &a.registry)?;
-    let (committed, warnings) = pipeline::commit(&ws, &req, a.to.as_deref())
+    let sign = sign_options(a.signing);
+    let (committed, warnings) = pipeline::commit(&ws, &req, a.to.as_deref(), &sign)
         .await
         .context("desired-state commit")?;
     report::desired::warnings(&warnings);
@@ -80,4 +84,13 @@ pub async fn log(a: LogArgs) -> anyhow::Result<()> {
     .with_context(|| format!("desired-state log {repo}"))?;
     let breaks = report::desired::logged(&entries, a.json)?;
     fail_on(breaks, |n| format!("{n} break(s) in the version history"))
+}
+
+pub async fn verify(a: DesiredVerifyArgs) -> anyhow::Result<()> {
+    let requirement = a.signer.spec().requirement()?;
+    let verified = verify::verify(&a.reference, &requirement, &connect(&a.registry)?)
+        .await
+        .with_context(|| format!("desired-state verify {}", a.reference))?;
+    report::package::verified(&verified, a.json)?;
+    Ok(())
 }

@@ -37,6 +37,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::DesiredState(DesiredState::Show(a)) => desired::show(a).await,
         Command::DesiredState(DesiredState::Diff(a)) => desired::diff(a).await,
         Command::DesiredState(DesiredState::Log(a)) => desired::log(a).await,
+        Command::DesiredState(DesiredState::Verify(a)) => desired::verify(a).await,
         Command::Mirror(a) => gitops::mirror(a).await,
         Command::Hook(Hook::PrePush(a)) => gitops::pre_push(a).await,
         Command::Hook(Hook::PreCommit(a)) => gitops::pre_commit(a).await,

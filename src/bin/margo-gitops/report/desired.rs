@@ -68,6 +68,11 @@ pub fn committed(c: &Committed, json: bool) -> std::io::Result<()> {
     )?;
     writeln!(out, "  repository  {}", c.repository)?;
     writeln!(out, "  digest      {}", c.digest)?;
+    if let Some(signature) = &c.signature {
+        writeln!(out, "  signed      {signature} (a referrer of the version)")?;
+    } else if c.published {
+        writeln!(out, "  signed      no (--sign none)")?;
+    }
     if c.desired_moved {
         writeln!(out, "  desired     now {}", c.version)?;
     }
