@@ -367,6 +367,8 @@ fn two_racing_committers_end_with_desired_at_the_newer_commit() {
             let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("margo-gitops"));
             c.current_dir(dir)
                 .env("HOME", env.path("home"))
+                // Inside GitHub Actions `--sign` defaults to keyless; these sign nothing.
+                .env_remove("GITHUB_ACTIONS")
                 .args(["-q", "desired-state", "commit", "--to", &to])
                 .stdout(std::process::Stdio::null())
                 .spawn()
@@ -555,4 +557,14 @@ fn a_version_signed_by_its_committer_verifies_and_an_unsigned_or_foreign_one_doe
     verify("keys/k.pub")
         .code(1)
         .stderr(predicates::str::contains("is not signed"));
+    // Committed again with a key: the version that is there gets its signature, once.
+    env.cli("desired-state commit --sign key:keys/k.key")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("signed      sha256:"));
+    verify("keys/k.pub").success();
+    env.cli("desired-state commit --sign key:keys/k.key")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("signed      already"));
 }

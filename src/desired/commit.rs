@@ -39,6 +39,8 @@ pub struct Committed {
     /// The signature this run attached to the version (a referrer), when it signed one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<Digest>,
+    /// Asked to sign a version that was there before and already carries a signature.
+    pub already_signed: bool,
 }
 
 /// What the committer knows about the history: is `a` an ancestor of (or equal to) `b`?
@@ -116,11 +118,15 @@ pub(crate) async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
         desired_moved: false,
         note: None,
         signature: None,
+        already_signed: false,
     };
     if let Some(cur) = current.as_ref().filter(|c| c.docs == ours_docs) {
         result.digest = cur.digest.clone();
         result.version = cur.version.clone().unwrap_or_default();
         result.note = Some("unchanged: `desired` already holds this desired state".into());
+        if let Some(m) = store.manifest(&cur.digest.to_string()).await? {
+            sign_if_unsigned(&store, req.signer, &m, &mut result).await?;
+        }
         return Ok(result);
     }
     let mut move_desired = true;
@@ -136,7 +142,12 @@ pub(crate) async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
     result.version = tag.clone();
     result.digest = built.manifest.digest.clone();
     match store.manifest(&tag).await? {
-        Some(m) => result.digest = m.digest,
+        Some(m) => {
+            // Published before, unsigned perhaps (`--sign none`): signed before `desired`
+            // may move to it.
+            sign_if_unsigned(&store, req.signer, &m, &mut result).await?;
+            result.digest = m.digest;
+        }
         None => {
             for b in &built.blobs {
                 store.put_blob_bytes(b).await?;
@@ -154,6 +165,28 @@ pub(crate) async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
         move_to(&store, &req, &tag, current.as_ref(), &mut result).await?;
     }
     Ok(result)
+}
+
+/// Signs `version`, which was there before this run, when a signer is given and no
+/// signature of any kind is attached to it yet (one that is there is left as it is).
+async fn sign_if_unsigned(
+    store: &Store,
+    signer: Option<&Signer>,
+    version: &Manifest,
+    result: &mut Committed,
+) -> Result<()> {
+    let Some(signer) = signer else {
+        return Ok(());
+    };
+    if crate::signing::found::signature_entries(store, &version.digest)
+        .await?
+        .is_empty()
+    {
+        result.signature = Some(signer.attach(store, version).await?);
+    } else {
+        result.already_signed = true;
+    }
+    Ok(())
 }
 
 /// The version tag: the commit's time, unless another commit of the same second holds it

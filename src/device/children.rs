@@ -182,14 +182,22 @@ mod tests {
     fn what_a_recorded_child_left_in_its_group_is_ended_after_it_has_gone() {
         let state = tempfile::tempdir().unwrap();
         use std::os::unix::process::CommandExt as _;
-        // The recorded child starts a grandchild in its group, and ends.
+        // The recorded child starts a grandchild in its group, and ends when told to (its
+        // stdin closed), once its start time is recorded.
         let mut leader = Command::new("sh")
-            .args(["-c", "sleep 30 >/dev/null & echo $!"])
+            .args(["-c", "sleep 30 >/dev/null & echo $!; read x"])
             .process_group(0)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let pgid = leader.id();
+        let mut out = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(leader.stdout.take().unwrap()),
+            &mut out,
+        )
+        .unwrap();
         let recorded = start_time(pgid).unwrap();
         std::fs::create_dir_all(folder(state.path())).unwrap();
         std::fs::write(
@@ -197,8 +205,7 @@ mod tests {
             format!("{recorded} \"sh\"\n"),
         )
         .unwrap();
-        let mut out = String::new();
-        std::io::Read::read_to_string(leader.stdout.as_mut().unwrap(), &mut out).unwrap();
+        drop(leader.stdin.take());
         leader.wait().unwrap();
         let grandchild: u32 = out.trim().parse().unwrap();
         assert!(group_runs(pgid, recorded), "the grandchild keeps the group");

@@ -251,7 +251,7 @@ pub enum DesiredState {
     Diff(DiffArgs),
     /// The OCI history as `git log --oneline` shows it; `--verify` checks the chain.
     Log(LogArgs),
-    /// Check a version's signature (exit 0: verified, 1: not), as a device does.
+    /// Check a version's signature (exit 0: verified, 1: not).
     Verify(DesiredVerifyArgs),
 }
 

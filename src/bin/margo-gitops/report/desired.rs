@@ -70,7 +70,12 @@ pub fn committed(c: &Committed, json: bool) -> std::io::Result<()> {
     writeln!(out, "  digest      {}", c.digest)?;
     if let Some(signature) = &c.signature {
         writeln!(out, "  signed      {signature} (a referrer of the version)")?;
-    } else if c.published {
+    } else if c.already_signed {
+        writeln!(
+            out,
+            "  signed      already (a signature was attached before)"
+        )?;
+    } else {
         writeln!(out, "  signed      no (--sign none)")?;
     }
     if c.desired_moved {
