@@ -567,4 +567,26 @@ fn a_version_signed_by_its_committer_verifies_and_an_unsigned_or_foreign_one_doe
         .assert()
         .success()
         .stdout(predicates::str::contains("signed      already"));
+
+    // A signed package is not a desired state; OpenPGP keys sign no desired state.
+    let package = reg.repo("acme/poc-app:1.2.0");
+    env.cli(&format!(
+        "package sign --plain-http --sign key:keys/k.key {package}"
+    ))
+    .assert()
+    .success();
+    env.cli(&format!(
+        "desired-state verify --plain-http --key keys/k.pub {package}"
+    ))
+    .assert()
+    .code(1)
+    .stderr(predicates::str::contains("it is not a desired state"));
+    env.cli(&format!(
+        "desired-state verify --plain-http --pgp-key keys/k.pub {desired}"
+    ))
+    .assert()
+    .code(2)
+    .stderr(predicates::str::contains(
+        "OpenPGP signs package archives only",
+    ));
 }

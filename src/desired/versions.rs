@@ -313,6 +313,32 @@ pub async fn show(repo: &Repo, connect: &Connect) -> Result<Shown> {
     })
 }
 
+/// `desired-state verify`: the signature of the desired-state version `reference` names,
+/// checked as `package verify` checks a package's; anything but a desired-state version is
+/// refused, and so is an OpenPGP requirement (OpenPGP signs package archives).
+pub async fn verify(
+    reference: &str,
+    req: &crate::signing::verify::Requirement,
+    connect: &Connect,
+) -> Result<crate::signing::verify::Verified> {
+    if matches!(req, crate::signing::verify::Requirement::Pgp(_)) {
+        return Err(Error::Usage(
+            "--pgp-key: OpenPGP signs package archives only; name a --key or a keyless identity"
+                .into(),
+        ));
+    }
+    let (verified, _, subject) =
+        crate::signing::verify::verify_subject(reference, req, connect).await?;
+    let image = subject.image()?;
+    if image.artifact_type.as_deref() != Some(ARTIFACT) {
+        return Err(Error::invalid(format!(
+            "{reference} is signed, but it is not a desired state (artifactType {:?}, not {ARTIFACT})",
+            image.artifact_type.as_deref().unwrap_or("none")
+        )));
+    }
+    Ok(verified)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,6 @@ use margo_gitops::desired::pipeline::{self, Workspace};
 use margo_gitops::desired::{diff as semantic, versions};
 use margo_gitops::gitops::log as history;
 use margo_gitops::margo::validate;
-use margo_gitops::signing::verify;
 
 use super::{connect, fail_on, render_request, sign_options};
 use crate::args::{
@@ -88,7 +87,7 @@ pub async fn log(a: LogArgs) -> anyhow::Result<()> {
 
 pub async fn verify(a: DesiredVerifyArgs) -> anyhow::Result<()> {
     let requirement = a.signer.spec().requirement()?;
-    let verified = verify::verify(&a.reference, &requirement, &connect(&a.registry)?)
+    let verified = versions::verify(&a.reference, &requirement, &connect(&a.registry)?)
         .await
         .with_context(|| format!("desired-state verify {}", a.reference))?;
     report::package::verified(&verified, a.json)?;
