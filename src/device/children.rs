@@ -17,16 +17,21 @@ fn folder(state: &Path) -> PathBuf {
     state.join("children")
 }
 
-/// When the process `pid` started (clock ticks since boot), while it runs (a zombie, which
-/// has ended and waits for its parent to notice, does not count).
-fn start_time(pid: u32) -> Option<u64> {
+/// The fields of `/proc/PID/stat` after the command name (field 2, which may hold spaces
+/// and parentheses: counted from the last `)`), from the state (field 3) on; `None` for a
+/// process that does not run or is a zombie (it has ended and waits for its parent).
+fn stat(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-    if fields.next()? == "Z" {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
+    let fields: Vec<String> = stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    (fields.first()? != "Z").then_some(fields)
+}
+
+/// When the process `pid` started (clock ticks since boot), while it runs.
+fn start_time(pid: u32) -> Option<u64> {
+    stat(pid)?.get(19)?.parse().ok()
 }
 
 /// Runs `cmd` to its end in a process group of its own, recorded under the state folder
@@ -45,12 +50,10 @@ pub(crate) fn run(state: &Path, cmd: &mut Command) -> std::io::Result<Output> {
     let record = dir.join(pid.to_string());
     let what = format!("{:?}", cmd.get_program());
     // Whole or absent: written beside, then renamed.
-    let beside = dir.join(format!(".{pid}"));
-    let _ = std::fs::write(
-        &beside,
-        format!("{} {what}\n", start_time(pid).unwrap_or_default()),
-    )
-    .and_then(|()| std::fs::rename(&beside, &record));
+    let _ = crate::oci::layout::write_atomic(
+        &record,
+        format!("{} {what}\n", start_time(pid).unwrap_or_default()).as_bytes(),
+    );
     let out = child.wait_with_output();
     let _ = std::fs::remove_file(&record);
     out
@@ -107,19 +110,13 @@ fn group_has_members(pgid: u32) -> bool {
         return false;
     };
     entries.flatten().any(|e| {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            return false;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        // After the command name: state, ppid, pgrp.
-        let Some(tail) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            return false;
-        };
-        let mut fields = tail.split_whitespace();
-        fields.next().is_some_and(|state| state != "Z")
-            && fields.nth(1).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+        e.file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            .and_then(stat)
+            // state, ppid, pgrp
+            .and_then(|f| f.get(2)?.parse::<u32>().ok())
+            == Some(pgid)
     })
 }
 

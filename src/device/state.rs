@@ -334,16 +334,10 @@ fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
         sync_folder(dir.parent().unwrap_or(Path::new(".")))?;
     }
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).map_err(Error::io("create a file in", dir))?;
+    let mut tmp = crate::oci::layout::temp_beside(path)?;
     tmp.write_all(bytes).map_err(Error::io("write", path))?;
     tmp.as_file().sync_all().map_err(Error::io("write", path))?;
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(Error::io("write", path))?;
-    }
+    crate::oci::layout::readable_by_all(tmp.as_file(), path)?;
     tmp.persist(path)
         .map_err(|e| Error::io("write", path)(e.error))?;
     sync_folder(dir)

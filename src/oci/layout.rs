@@ -417,7 +417,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Temporary files are created private; what lands in a layout is as readable as any file.
-fn readable_by_all(file: &File, path: &Path) -> Result<()> {
+pub(crate) fn readable_by_all(file: &File, path: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
