@@ -347,7 +347,7 @@ fn the_readme_workflow_and_poc_app_give_each_job_only_what_it_needs() {
         let publish = &wf["jobs"]["publish"];
         assert_eq!(
             publish["if"],
-            "github.event_name == 'push' || (github.event_name == 'workflow_dispatch' && github.ref == format('refs/heads/{0}', github.event.repository.default_branch))",
+            "github.event_name == 'push' || github.event_name == 'schedule' || (github.event_name == 'workflow_dispatch' && github.ref == format('refs/heads/{0}', github.event.repository.default_branch))",
             "{at}"
         );
         assert_eq!(

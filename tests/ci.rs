@@ -253,6 +253,28 @@ fn a_push_of_five_commits_publishes_the_signed_package_and_five_versions() {
         String::from_utf8_lossy(&out.stdout).contains("::add-mask::"),
         "the fetched identity token is masked"
     );
+    // So was the version `desired` moved to, by the same identity; the versions before it
+    // are history no device is sent to, and stay unsigned.
+    let verify_desired = |reference: &str| {
+        env.cmd()
+            .args(["desired-state", "verify", "--plain-http", reference])
+            .args(["--certificate-identity", WORKFLOW_IDENTITY])
+            .args(["--certificate-oidc-issuer", ACTIONS_ISSUER])
+            .arg("--trust-config")
+            .arg(sig.trust_config())
+            .output()
+            .unwrap()
+    };
+    let signed = verify_desired(&reg.repo("acme/poc-app-desired:desired"));
+    assert!(signed.status.success(), "{}", text(&signed));
+    assert!(
+        text(&signed).contains(WORKFLOW_IDENTITY),
+        "{}",
+        text(&signed)
+    );
+    let older = verify_desired(&reg.repo("acme/poc-app-desired:20240115030405"));
+    assert_eq!(older.status.code(), Some(1), "{}", text(&older));
+    assert!(text(&older).contains("is not signed"), "{}", text(&older));
 
     // workflow_dispatch with mirror: true backfills what the push did not cover.
     let job = Job {
@@ -320,7 +342,11 @@ fn a_pull_request_gets_one_comment_updated_in_place_and_annotations() {
     assert_eq!(creates.count(), 1, "{requests:?}");
     let updates = requests.iter().filter(|r| r.contains("/issues/comments/"));
     assert_eq!(updates.count(), 1, "{requests:?}");
-    assert_eq!(reg.writes(), writes, "a pull request pushes nothing");
+    assert_eq!(
+        reg.writes(),
+        writes,
+        "a pull request pushes nothing, no signature either"
+    );
 
     // A wrong token: a clear failure that does not echo the token.
     let job = Job {

@@ -50,7 +50,9 @@ pub(crate) fn device_repo(env: &Env, reg: &Registry) {
     env.cli("key generate keys/other").assert().success();
     publish(env, "1.0.0", "key:keys/k.key");
     git_commit(env, "2024-01-01T00:00:00Z", "first");
-    env.cli("desired-state commit").assert().success();
+    env.cli("desired-state commit --sign key:keys/k.key")
+        .assert()
+        .success();
 }
 
 /// Prepares and publishes the app at `version`, signed as `sign` says.
@@ -71,14 +73,31 @@ fn publish(env: &Env, version: &str, sign: &str) {
         .success();
 }
 
-/// A commit dated `date` and its desired state published; `package` overrides the package.
+/// A commit dated `date` and its desired state published, signed by the publisher's key;
+/// `package` overrides the package.
 pub(crate) fn commit(env: &Env, date: &str, package: Option<&str>) {
     git_commit(env, date, date);
-    let mut line = "desired-state commit".to_string();
+    let mut line = "desired-state commit --sign key:keys/k.key".to_string();
     if let Some(p) = package {
         line.push_str(&format!(" --package {p}"));
     }
     env.cli(&line).assert().success();
+}
+
+/// `c` as a job with `id-token: write` runs it, against the Sigstore stand-in.
+fn in_a_job(c: &mut assert_cmd::Command, sig: &crate::util::SigstoreStandIn) {
+    c.env("SIGSTORE_TRUST_CONFIG", sig.trust_config());
+    for (k, v) in sig.actions_env() {
+        c.env(k, v);
+    }
+}
+
+/// A commit dated `date` and its desired state published, signed keylessly in a job.
+fn commit_keyless(env: &Env, sig: &crate::util::SigstoreStandIn, date: &str) {
+    git_commit(env, date, date);
+    let mut c = env.cli("desired-state commit --sign keyless");
+    in_a_job(&mut c, sig);
+    c.assert().success();
 }
 
 pub(crate) struct Device<'a> {
@@ -626,29 +645,43 @@ fn a_device_trusts_the_keyless_identity_its_policy_file_names() {
         publish.env(k, v);
     }
     publish.assert().success();
-    commit(&env, "2024-01-02T00:00:00Z", None);
+    // Its desired state signed keylessly in the same job.
+    let commit_keyless = |date: &str| commit_keyless(&env, &sig, date);
+    commit_keyless("2024-01-02T00:00:00Z");
 
-    // The policy in the state folder: the workflow's identity, its issuer, the trust config.
-    let policy = |identity: &str| {
+    // The policy in the state folder: the workflow's identity, its issuer, the trust config;
+    // it holds for the desired state too unless a `desiredState:` section says otherwise.
+    let policy = |identity: &str, desired: &str| {
         env.write(
             "state/policy.yaml",
             &format!(
-                "certificateIdentity: {identity}\ncertificateOidcIssuer: {ACTIONS_ISSUER}\ntrustConfig: {}\n",
+                "certificateIdentity: {identity}\ncertificateOidcIssuer: {ACTIONS_ISSUER}\ntrustConfig: {}\n{desired}",
                 sig.trust_config().display()
             ),
         );
     };
-    policy(WORKFLOW_IDENTITY);
+    policy(WORKFLOW_IDENTITY, "");
     let engine = DockerEngine::start();
     let device = Device::new(&env, &engine, &reg);
     let out = device.sync("");
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("signed by {WORKFLOW_IDENTITY}")),
+        "the device says who signed the desired state: {}",
+        text(&out)
+    );
     let a = device.container("site-a-demo").expect("site-a runs");
 
-    // Another workflow's identity: the next version is refused, site-a keeps running.
-    policy("https://github.com/acme/other/.github/workflows/publish.yml@refs/heads/main");
+    // Packages from another workflow's identity, the desired state from this one: the next
+    // version is read, its package refused, site-a keeps running.
+    let other = "https://github.com/acme/other/.github/workflows/publish.yml@refs/heads/main";
+    let desired_section = format!(
+        "desiredState:\n  certificateIdentity: {WORKFLOW_IDENTITY}\n  certificateOidcIssuer: {ACTIONS_ISSUER}\n  trustConfig: {}\n",
+        sig.trust_config().display()
+    );
+    policy(other, &desired_section);
     env.write("deployments/a.yaml", "greeting: elsewhere\n");
-    commit(&env, "2024-01-03T00:00:00Z", None);
+    commit_keyless("2024-01-03T00:00:00Z");
     let out = device.sync("");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
@@ -658,11 +691,33 @@ fn a_device_trusts_the_keyless_identity_its_policy_file_names() {
         "{}",
         text(&out)
     );
-    assert_eq!(device.container("site-a-demo"), Some(a));
+    assert_eq!(device.container("site-a-demo"), Some(a.clone()));
     assert_eq!(
         device.status("site-a")["status"]["error"]["code"],
         "E_VERIFY"
     );
+
+    // Another identity for both: the desired state itself is refused before anything is
+    // read, and the status manifests keep what they said.
+    policy(other, "");
+    let before = std::fs::read_dir(env.work().join("state/status"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect::<Vec<_>>();
+    let out = device.sync("");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("refusing the desired state")
+            && text(&out).contains(&format!("not `{other}`")),
+        "{}",
+        text(&out)
+    );
+    let after = std::fs::read_dir(env.work().join("state/status"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(before, after, "no status manifest was rewritten");
+    assert_eq!(device.container("site-a-demo"), Some(a));
 
     // A policy file with a field no one reads is an error at its line.
     env.write(
@@ -672,4 +727,221 @@ fn a_device_trusts_the_keyless_identity_its_policy_file_names() {
     let out = device.sync("");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("policy.yaml:2"), "{}", text(&out));
+}
+
+#[test]
+fn a_device_obeys_only_a_desired_state_signed_as_its_policy_says() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    device_repo(&env, &reg);
+    let engine = DockerEngine::start();
+    let device = Device::new(&env, &engine, &reg);
+    let out = device.sync_ok();
+    assert!(out.contains("signed by key "), "{out}");
+    let a = device.container("site-a-demo").expect("site-a runs");
+    let files = |dir: &str| -> Vec<Vec<u8>> {
+        let mut paths: Vec<_> = std::fs::read_dir(env.work().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    };
+    let status = files("state/status");
+    let applied = std::fs::read(env.work().join("state/applied.json")).unwrap();
+    let unchanged = |what: &str| {
+        assert_eq!(device.container("site-a-demo").as_ref(), Some(&a), "{what}");
+        assert_eq!(files("state/status"), status, "{what}: status manifests");
+        assert_eq!(
+            std::fs::read(env.work().join("state/applied.json")).unwrap(),
+            applied,
+            "{what}: applied.json"
+        );
+    };
+
+    // Unsigned: refused with the version and who was expected; nothing changes.
+    env.write("deployments/a.yaml", "greeting: unsigned\n");
+    git_commit(&env, "2024-02-01T00:00:00Z", "unsigned");
+    env.cli("desired-state commit --sign none")
+        .assert()
+        .success();
+    let desired = reg.repo("acme/demo-desired:desired");
+    let out = device.sync("--key keys/k.pub");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains(&format!("refusing the desired state {desired}"))
+            && t.contains("is not signed")
+            && t.contains("wants it signed by the key keys/k.pub"),
+        "{t}"
+    );
+    unchanged("an unsigned version");
+
+    // Signed by another key: refused too.
+    env.cli("desired-state commit --sign key:keys/other.key")
+        .assert()
+        .success();
+    let out = device.sync("--key keys/k.pub");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("has no valid signature"),
+        "{}",
+        text(&out)
+    );
+    unchanged("a version signed by another key");
+
+    // `desired-state verify` says the same, with its exit codes.
+    let verify = |key: &str| {
+        env.cli(&format!(
+            "desired-state verify --plain-http --key {key} {desired}"
+        ))
+        .output()
+        .unwrap()
+    };
+    assert_eq!(verify("keys/k.pub").status.code(), Some(1));
+    assert_eq!(verify("keys/other.pub").status.code(), Some(0));
+
+    // The explicit opt-out applies it, warned.
+    env.write(
+        "state/policy.yaml",
+        "key: ../keys/k.pub\ndesiredState: unsigned\n",
+    );
+    let out = device.sync("");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warning")
+            && String::from_utf8_lossy(&out.stderr).contains("desiredState: unsigned"),
+        "{}",
+        text(&out)
+    );
+    let now = device.container("site-a-demo").expect("site-a runs");
+    assert!(device
+        .environment(&now)
+        .contains(&"GREETING=unsigned".to_string()));
+
+    // A `desiredState:` section of its own: the desired state by `other`, packages by `k`.
+    env.write(
+        "state/policy.yaml",
+        "key: ../keys/k.pub\ndesiredState:\n  key: ../keys/other.pub\n",
+    );
+    env.write("deployments/a.yaml", "greeting: by other\n");
+    git_commit(&env, "2024-02-02T00:00:00Z", "other");
+    env.cli("desired-state commit --sign key:keys/other.key")
+        .assert()
+        .success();
+    let out = device.sync("");
+    assert!(out.status.success(), "{}", text(&out));
+    let now = device.container("site-a-demo").expect("site-a runs");
+    assert!(device
+        .environment(&now)
+        .contains(&"GREETING=by other".to_string()));
+}
+
+#[test]
+fn a_device_with_max_age_refuses_a_stale_desired_state_until_the_schedule_run_signs_it_again() {
+    use crate::util::{SigstoreStandIn, ACTIONS_ISSUER, WORKFLOW_IDENTITY};
+    let reg = Registry::plain();
+    let sig = SigstoreStandIn::start();
+    let env = Env::new();
+    device_repo(&env, &reg);
+    // Packages by the publisher's key; the desired state keylessly by the workflow, and
+    // at most a week old.
+    env.write(
+        "state/policy.yaml",
+        &format!(
+            "key: ../keys/k.pub\nmaxAge: 7d\ndesiredState:\n  certificateIdentity: {WORKFLOW_IDENTITY}\n  certificateOidcIssuer: {ACTIONS_ISSUER}\n  trustConfig: {}\n",
+            sig.trust_config().display()
+        ),
+    );
+    let keyless = |c: &mut assert_cmd::Command| in_a_job(c, &sig);
+    let commit_keyless = |date: &str| commit_keyless(&env, &sig, date);
+    env.write("deployments/a.yaml", "greeting: fresh\n");
+    commit_keyless("2024-03-01T00:00:00Z");
+    let engine = DockerEngine::start();
+    let device = Device::new(&env, &engine, &reg);
+    let out = device.sync("");
+    assert!(out.status.success(), "{}", text(&out));
+    let a = device.container("site-a-demo").expect("site-a runs");
+
+    // The next version signed ten days ago (the stand-in's clock set back): refused, the
+    // reason in `device status`, nothing changed.
+    env.write("deployments/a.yaml", "greeting: stale\n");
+    sig.set_clock(-10 * 86_400);
+    commit_keyless("2024-03-02T00:00:00Z");
+    sig.set_clock(0);
+    let out = device.sync("");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("longer ago than this device's maxAge 7d 0h"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(device.container("site-a-demo"), Some(a.clone()));
+    let status = device
+        .command("device status --state-dir state")
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(1), "{}", text(&status));
+    assert!(text(&status).contains("REFUSED"), "{}", text(&status));
+
+    // The Action's schedule event signs what `desired` holds again, and nothing else.
+    let tags = reg.tags("acme/demo-desired");
+    let event = env.path("schedule.json");
+    std::fs::write(&event, r#"{"schedule": "17 4 * * 1"}"#).unwrap();
+    let mut ci = env.cli("ci");
+    keyless(&mut ci);
+    ci.env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "schedule")
+        .env("GITHUB_EVENT_PATH", &event)
+        .env("GITHUB_SHA", crate::desired::head(&env))
+        .env("GITHUB_REF", "refs/heads/main")
+        .env("GITHUB_REPOSITORY", "margo-gitops/poc-app")
+        .env("GITHUB_STEP_SUMMARY", env.path("summary.md"));
+    let resigned = ci.output().unwrap();
+    assert!(resigned.status.success(), "{}", text(&resigned));
+    assert!(
+        text(&resigned).contains("signed again"),
+        "{}",
+        text(&resigned)
+    );
+    let mut new_tags = reg.tags("acme/demo-desired");
+    new_tags.retain(|t| !t.starts_with("sha256-"));
+    let mut old_tags = tags.clone();
+    old_tags.retain(|t| !t.starts_with("sha256-"));
+    assert_eq!(new_tags, old_tags, "no version published, no tag moved");
+
+    // Fresh again: applied, and the refusal is gone from the status.
+    let out = device.sync("");
+    assert!(out.status.success(), "{}", text(&out));
+    let now = device.container("site-a-demo").expect("site-a runs");
+    assert!(device
+        .environment(&now)
+        .contains(&"GREETING=stale".to_string()));
+    let status = device
+        .command("device status --state-dir state")
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+
+    // A `desired` moved by someone else to an older version is not signed again.
+    let first = reg.tags("acme/demo-desired")[0].clone();
+    reg.skopeo_copy(
+        &format!("acme/demo-desired:{first}"),
+        "acme/demo-desired:desired",
+    );
+    let mut ci = env.cli("ci");
+    keyless(&mut ci);
+    ci.env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_EVENT_NAME", "schedule")
+        .env("GITHUB_EVENT_PATH", &event)
+        .env("GITHUB_SHA", crate::desired::head(&env))
+        .env("GITHUB_REF", "refs/heads/main")
+        .env("GITHUB_REPOSITORY", "margo-gitops/poc-app");
+    let refused = ci.output().unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("holds another desired state than the branch's head"),
+        "{}",
+        text(&refused)
+    );
 }

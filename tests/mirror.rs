@@ -239,3 +239,94 @@ fn a_commit_whose_package_is_missing_fails_the_run_unless_skipped() {
             "published  1 version(s): 20240102030405",
         ));
 }
+
+#[test]
+fn mirror_signs_the_version_desired_moves_to_and_with_sign_all_every_version() {
+    let reg = Registry::plain();
+    let env = Env::new();
+    gitops_repo(&env, &reg);
+    let changing = history(&env);
+    let keys = env.path("keys");
+    env.cli(&format!("key generate {}/k", keys.display()))
+        .assert()
+        .success();
+    let sign = format!("--sign key:{}/k.key", keys.display());
+    let key = format!("--key {}/k.pub", keys.display());
+    let writes = reg.writes();
+    env.cli("mirror --sign-all --sign none")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--sign-all: say how to sign"));
+    env.cli(&format!("mirror --sign pgp:{}/k.key", keys.display()))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("package archives only"));
+    assert_eq!(reg.writes(), writes, "nothing pushed");
+
+    // The version `desired` moves to is signed; the history before it is not.
+    env.cli(&format!("mirror {sign}"))
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("signed     1 version(s)"));
+    let log = env.cli("desired-state log").output().unwrap();
+    let log = String::from_utf8_lossy(&log.stdout).into_owned();
+    let mut lines = log.lines();
+    assert!(lines.next().unwrap().starts_with("* "), "{log}");
+    assert!(
+        lines.next().unwrap().starts_with("    signed by key "),
+        "{log}"
+    );
+    assert_eq!(
+        log.lines().filter(|l| *l == "    unsigned").count(),
+        changing - 1,
+        "{log}"
+    );
+    // `log --verify` with a key checks every signature: each unsigned version is a break.
+    let verified = env
+        .cli(&format!("desired-state log --verify {key}"))
+        .output()
+        .unwrap();
+    assert_eq!(verified.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&verified.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.contains("is not signed")).count(),
+        changing - 1,
+        "{text}"
+    );
+    env.cli(&format!("desired-state log {key}"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("for --verify"));
+
+    // --sign-all: every version the run publishes, each before its tag names it.
+    for (i, day) in ["2024-02-01", "2024-02-02"].iter().enumerate() {
+        env.write(
+            "deployments/site-0001.yaml",
+            &format!("siteId: signed-{i}\npollFrequency: 1s\n"),
+        );
+        git_commit(&env, &format!("{day}T00:00:00Z"), &format!("signed {i}"));
+    }
+    env.cli(&format!("mirror --sign-all {sign}"))
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "signed     2 version(s): 20240201000000, 20240202000000",
+        ));
+    let verified = env
+        .cli(&format!("desired-state log --verify --json {key}"))
+        .output()
+        .unwrap();
+    let entries: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let broken: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e["problems"].as_array().unwrap().is_empty())
+        .map(|e| e["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(broken.len(), changing - 1, "{broken:?}");
+    assert!(
+        !broken.contains(&"20240201000000") && !broken.contains(&"20240202000000"),
+        "{broken:?}"
+    );
+}

@@ -275,8 +275,12 @@ fn mirroring_under_faults_ends_where_it_ends_without_them() {
     let (env, pkg) = (Env::new(), Registry::plain());
     let proxy = FaultProxy::start(&pkg, &[]);
     gitops_through(&env, &pkg, &proxy, 6);
+    env.cli("key generate keys/k").assert().success();
+    // Every version signed before its tag names it, and `desired` moved last.
     under_faults(&proxy, &["acme/desired"], &|_| {}, &|| {
-        env.cli("mirror").output().unwrap()
+        env.cli("mirror --sign-all --sign key:keys/k.key")
+            .output()
+            .unwrap()
     });
 }
 

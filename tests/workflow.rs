@@ -288,6 +288,47 @@ fn the_readme_workflow_publishes_on_push_with_the_actions_own_defaults() {
         .tags("acme/poc-app-desired")
         .contains(&"20240102030405".to_string()));
     assert_no_secret(&run, "publish");
+
+    // The weekly schedule signs what `desired` holds again, and publishes nothing else.
+    let signers = || {
+        let out = w
+            .env
+            .cmd()
+            .args(["desired-state", "show"])
+            .arg(w.ghcr.repo("acme/poc-app-desired"))
+            .args(w.ghcr.flags())
+            .args(["--username", USER, "--password-stdin"])
+            .write_stdin(PASSWORD)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with(&format!("signed by {WORKFLOW_IDENTITY}")))
+            .count()
+    };
+    let before = signers();
+    assert!(
+        before >= 1,
+        "the push signed the version `desired` moved to"
+    );
+    let versions = |w: &World| {
+        let mut t = w.ghcr.tags("acme/poc-app-desired");
+        t.retain(|t| !t.starts_with("sha256-"));
+        t
+    };
+    let tags = versions(&w);
+    let event = json!({"schedule": "17 4 * * 1", "repository": repository_event()});
+    let run = w.runner.run("schedule", event, &third, "refs/heads/main");
+    assert_eq!(run.result("review"), "skipped");
+    assert_eq!(run.result("publish"), "success", "{}", run.log("publish"));
+    assert_eq!(signers(), before + 1, "{}", run.log("publish"));
+    assert_eq!(versions(&w), tags, "no version published, no tag moved");
+    assert_no_secret(&run, "publish");
 }
 
 /// The `pull_request` event of pull request `number` from `head` on `feature` into main at

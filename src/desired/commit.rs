@@ -180,13 +180,9 @@ async fn sign_if_unsigned(
     let Some(signer) = signer else {
         return Ok(());
     };
-    if crate::signing::found::signature_entries(store, &version.digest)
-        .await?
-        .is_empty()
-    {
-        result.signature = Some(signer.attach(store, version).await?);
-    } else {
-        result.already_signed = true;
+    match signer.attach_unless_signed(store, version).await? {
+        Some(referrer) => result.signature = Some(referrer),
+        None => result.already_signed = true,
     }
     Ok(())
 }

@@ -215,6 +215,9 @@ pub struct Version {
     pub manifest_version: Option<u64>,
     pub previous: Option<String>,
     pub desired: bool,
+    /// Who signed it, as its signatures say, newest first (`desired-state verify`, and
+    /// `log --verify` with a trust policy, check them); empty when unsigned.
+    pub signed_by: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -237,7 +240,14 @@ fn version_of(tag: &str, m: &Manifest, desired: Option<&Digest>) -> Result<Versi
         manifest_version: ann.get(ANN_MANIFEST_VERSION).and_then(|v| v.parse().ok()),
         previous: ann.get(ANN_PREVIOUS).cloned(),
         desired: desired == Some(&m.digest),
+        signed_by: Vec::new(),
     })
+}
+
+/// Who signed the version `digest`, as its signatures describe themselves, newest first.
+async fn signers(store: &Store, digest: &Digest) -> Result<Vec<String>> {
+    let found = crate::signing::found::signatures(store, digest).await?;
+    Ok(found.iter().rev().map(|(f, _)| f.signer()).collect())
 }
 
 /// The YAML documents of a desired-state manifest: (title, text), in layer order.
@@ -263,6 +273,18 @@ pub(crate) async fn documents(store: &Store, m: &Manifest) -> Result<Vec<(String
 
 /// Every version of the repository, newest first.
 pub(crate) async fn versions(store: &Store, desired: Option<&Digest>) -> Result<Vec<Version>> {
+    Ok(versions_read(store, desired)
+        .await?
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect())
+}
+
+/// [`versions`], each with its manifest as the registry served it.
+pub(crate) async fn versions_read(
+    store: &Store,
+    desired: Option<&Digest>,
+) -> Result<Vec<(Version, Manifest)>> {
     let mut tags: Vec<String> = store
         .tags()
         .await?
@@ -270,16 +292,24 @@ pub(crate) async fn versions(store: &Store, desired: Option<&Digest>) -> Result<
         .filter(|t| is_version_tag(t))
         .collect();
     tags.sort_by(|a, b| b.cmp(a));
-    // Read together, listed in order.
-    let manifests: Vec<Option<Manifest>> = futures_util::stream::iter(&tags)
-        .map(|t| store.manifest(t))
+    // Read together (each manifest, then who signed it), listed in order.
+    let read: Vec<Option<(Manifest, Vec<String>)>> = futures_util::stream::iter(&tags)
+        .map(|t| async move {
+            let Some(m) = store.manifest(t).await? else {
+                return Ok(None);
+            };
+            let signed_by = signers(store, &m.digest).await?;
+            Ok::<_, Error>(Some((m, signed_by)))
+        })
         .buffered(store.concurrency())
         .try_collect()
         .await?;
     let mut out = Vec::new();
-    for (t, m) in tags.iter().zip(manifests) {
-        if let Some(m) = m {
-            out.push(version_of(t, &m, desired)?);
+    for (t, read) in tags.iter().zip(read) {
+        if let Some((m, signed_by)) = read {
+            let mut v = version_of(t, &m, desired)?;
+            v.signed_by = signed_by;
+            out.push((v, m));
         }
     }
     Ok(out)
@@ -297,10 +327,9 @@ pub async fn show(repo: &Repo, connect: &Connect) -> Result<Shown> {
                 .get(media::ANN_VERSION)
                 .cloned()
                 .unwrap_or_default();
-            (
-                Some(version_of(&tag, m, Some(&m.digest))?),
-                documents(&store, m).await?,
-            )
+            let mut head = version_of(&tag, m, Some(&m.digest))?;
+            head.signed_by = signers(&store, &m.digest).await?;
+            (Some(head), documents(&store, m).await?)
         }
         None => (None, Vec::new()),
     };

@@ -10,6 +10,7 @@
 //! - [`engine`]: the Docker Engine API (bollard) and the compose the device has;
 //! - [`state`]: the state folder (applied version, status manifests, trust policy), each
 //!   file replaced durably, and the repair of what a killed pass left;
+//! - [`policy`]: who must have signed the packages and the desired state;
 //! - [`lock`]: one pass at a time per state folder;
 //! - [`children`]: compose in a process group of its own, recorded, and what a killed pass
 //!   left running waited for and ended;
@@ -21,6 +22,7 @@ pub(crate) mod children;
 pub(crate) mod engine;
 pub(crate) mod install;
 pub mod lock;
+pub mod policy;
 pub mod poll;
 pub(crate) mod project;
 pub(crate) mod read;

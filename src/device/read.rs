@@ -16,6 +16,7 @@ use serde_norway::Value;
 use crate::desired::versions::{ANN_MANIFEST_VERSION, ARTIFACT, LAYER_YAML, MANIFEST_JSON};
 use crate::error::{Error, Result};
 use crate::oci::digest::Digest;
+use crate::oci::manifest::Manifest;
 use crate::oci::reference::LAYOUT_PREFIX;
 use crate::oci::store::{descriptor_digest, Store};
 
@@ -78,12 +79,23 @@ pub(crate) fn parse_state_manifest(bytes: &[u8]) -> Result<StateManifest> {
     Ok(m)
 }
 
-/// Reads the version `tag` of the desired-state repository `store` (`what` names it).
-pub(crate) async fn read_version(store: &Store, what: &str, tag: &str) -> Result<DesiredVersion> {
-    let manifest = store.manifest(tag).await?.ok_or_else(|| Error::NotFound {
+/// The manifest of the version `tag` names in `store` (`what` is the repository, for
+/// errors).
+pub(crate) async fn version_manifest(store: &Store, what: &str, tag: &str) -> Result<Manifest> {
+    store.manifest(tag).await?.ok_or_else(|| Error::NotFound {
         what: format!("desired state {what}:{tag}"),
         hint: Some("publish one with `desired-state commit`, or name another --tag".into()),
-    })?;
+    })
+}
+
+/// Reads the version whose manifest is `manifest` (the bytes the caller verified), tagged
+/// `tag` in the desired-state repository `store` (`what` names it).
+pub(crate) async fn read_version(
+    store: &Store,
+    what: &str,
+    tag: &str,
+    manifest: Manifest,
+) -> Result<DesiredVersion> {
     let image = manifest.image()?;
     if image.artifact_type.as_deref() != Some(ARTIFACT) {
         return Err(Error::invalid(format!(

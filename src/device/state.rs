@@ -12,6 +12,7 @@
 //!   new one is swapped in);
 //! - `lock`, `children/`, `staging/`: one pass at a time, the compose it runs, what it
 //!   unpacks (see [`crate::device::lock`], [`crate::device::children`]);
+//! - `refused.json`: the desired state the last pass refused, and why;
 //! - `policy.yaml` (optional, written by the operator): the trust policy, when the command
 //!   line gives none.
 
@@ -55,6 +56,23 @@ pub struct AppliedVersion {
     /// pass failed part-way after changing some: a later pass must still read it whole.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
+    /// The time of its newest signature the device verified, when the signature has a
+    /// trusted time (keyless: the transparency log's), RFC 3339: what `maxAge` is
+    /// measured from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<String>,
+}
+
+/// The desired state the last pass refused, and why (`refused.json`): the device keeps
+/// running what it ran, and `device status` says so until a pass verifies again.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Refused {
+    pub source: String,
+    pub digest: String,
+    /// When it was refused (RFC 3339, UTC).
+    pub at: String,
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -311,6 +329,36 @@ impl StateDir {
 
     pub fn policy_path(&self) -> PathBuf {
         self.0.join("policy.yaml")
+    }
+
+    fn refused_path(&self) -> PathBuf {
+        self.0.join("refused.json")
+    }
+
+    /// The refusal a pass recorded, when the last pass that read a version refused it.
+    pub fn refused(&self) -> Result<Option<Refused>> {
+        let path = self.refused_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", &path)(e)),
+        }
+    }
+
+    pub fn save_refused(&self, refused: &Refused) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(refused).expect("JSON");
+        bytes.push(b'\n');
+        write_durable(&self.refused_path(), &bytes)
+    }
+
+    /// Forgets a refusal: a pass verified the desired state again.
+    pub fn clear_refused(&self) -> Result<()> {
+        let path = self.refused_path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => sync_folder(&self.0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", &path)(e)),
+        }
     }
 }
 

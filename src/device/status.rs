@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::device::state::{State, StateDir, StatusError};
+use crate::device::state::{Refused, State, StateDir, StatusError};
 use crate::error::{Error, Result};
 
 /// What `device status` shows.
@@ -17,6 +17,10 @@ pub struct DeviceStatus {
     pub following: Option<String>,
     /// The version applied completely, when one was.
     pub applied: Option<AppliedView>,
+    /// The desired state the last pass refused (unsigned, signed by someone else, too
+    /// old), when it did: the device runs what it ran before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refused>,
     pub deployments: Vec<DeploymentView>,
 }
 
@@ -29,6 +33,9 @@ pub struct AppliedView {
     pub applied_at: Option<String>,
     /// Only some deployments (`--deployment`).
     pub partial: bool,
+    /// The time of its newest verified signature, when it has a trusted one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -56,9 +63,9 @@ pub struct ComponentView {
 }
 
 impl DeviceStatus {
-    /// Whether any deployment is failed.
+    /// Whether any deployment is failed, or the last desired state was refused.
     pub fn failed(&self) -> bool {
-        self.deployments.iter().any(|d| d.state == State::Failed)
+        self.refused.is_some() || self.deployments.iter().any(|d| d.state == State::Failed)
     }
 }
 
@@ -133,7 +140,9 @@ pub fn read(dir: &std::path::Path) -> Result<DeviceStatus> {
             manifest_version: d.manifest_version,
             applied_at: d.applied_at,
             partial: d.partial,
+            signed_at: d.signed_at,
         }),
+        refused: state.refused()?,
         deployments,
     })
 }

@@ -21,17 +21,20 @@ use crate::device::children;
 use crate::device::engine::{Compose, Engine};
 use crate::device::install::{self, Context, Failure};
 use crate::device::lock::StateLock;
+use crate::device::policy::{self, DesiredTrust, TrustPolicy};
 use crate::device::poll::{self, Pacing};
 use crate::device::read::{self, Deployment};
 use crate::device::state::{
-    Applied, AppliedComponent, AppliedDeployment, AppliedVersion, State, StateDir, StatusManifest,
+    Applied, AppliedComponent, AppliedDeployment, AppliedVersion, Refused, State, StateDir,
+    StatusManifest,
 };
 use crate::device::unpack::Limits;
 use crate::error::{Error, Result};
 use crate::oci::blocking;
+use crate::oci::manifest::Manifest;
 use crate::oci::reference::Target;
 use crate::oci::store::{Connect, Store};
-use crate::signing::verify::{Requirement, RequirementSpec};
+use crate::signing::verify::{self, RequirementSpec};
 
 /// How long a pass waits for the compose a killed pass left running before ending it.
 const LEFTOVER_PATIENCE: Duration = Duration::from_secs(60);
@@ -52,6 +55,8 @@ pub struct SyncOptions {
     pub limits: Limits,
     /// How long to wait for a pass that holds the state folder (forever when `None`).
     pub lock_timeout: Option<Duration>,
+    /// How old the desired state's newest signature may be (overrides `maxAge`).
+    pub max_age: Option<Duration>,
 }
 
 /// What one pass did.
@@ -63,6 +68,10 @@ pub struct SyncReport {
     pub manifest_version: u64,
     /// Nothing had to change.
     pub up_to_date: bool,
+    /// Who signed the version (`None` when the policy does not check, or when the pass
+    /// found the version it applied before and read nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
     pub deployments: Vec<Outcome>,
 }
 
@@ -96,27 +105,6 @@ pub enum Action {
     Failed,
 }
 
-/// The trust policy: the command line's, else the state folder's `policy.yaml`; without
-/// either nothing is installed.
-pub fn policy(spec: &RequirementSpec, state: &StateDir) -> Result<Requirement> {
-    if !spec.is_empty() {
-        return spec.requirement();
-    }
-    let path = state.policy_path();
-    let text = std::fs::read_to_string(&path).map_err(|_| {
-        Error::Usage(format!(
-            "no trust policy: name who must have signed the packages (--certificate-identity ID \
-             --certificate-oidc-issuer URL --trust-config FILE, --key PUB, or --pgp-key PUB), \
-             or write them to {}",
-            path.display()
-        ))
-    })?;
-    let spec: RequirementSpec = serde_norway::from_str(&text)
-        .map_err(|e| Error::invalid_file(&path, e.location().map(|l| l.line()), e.to_string()))?;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    spec.relative_to(dir).requirement()
-}
-
 /// One pass.
 pub async fn sync(opts: &SyncOptions) -> Result<SyncReport> {
     let target = Target::parse(&opts.from)?;
@@ -131,7 +119,7 @@ async fn pass(opts: &SyncOptions, target: &Target, store: &Store) -> Result<Sync
     let _lock = blocking(|| StateLock::acquire(&state.0, opts.lock_timeout))?;
     blocking(|| children::reap(&state.0, LEFTOVER_PATIENCE))?;
     state.repair()?;
-    let requirement = policy(&opts.policy, &state)?;
+    let policy = policy::load(&opts.policy, &state, opts.max_age)?;
     let mut applied = state.applied()?;
     let tag = opts
         .tag
@@ -154,10 +142,30 @@ async fn pass(opts: &SyncOptions, target: &Target, store: &Store) -> Result<Sync
             .await?
             .is_some_and(|digest| digest.as_str() == done.digest)
         {
+            // With maxAge, the applied version must stay fresh: once half its age is
+            // gone, its signatures are read again for a newer one.
+            if policy.max_age.is_some_and(|m| !fresh_for(done, m / 2)) {
+                let digest = done.digest.clone();
+                let manifest =
+                    read::version_manifest(store, &target.repo.to_string(), &digest).await?;
+                let checked = check_desired(store, &state, &source, &manifest, &policy).await?;
+                let mut applied = applied.clone();
+                if let Some(d) = applied.desired.as_mut() {
+                    d.signed_at = checked.signed_at.map(rfc3339);
+                }
+                state.save_applied(&applied)?;
+                let done = applied.desired.as_ref().expect("applied");
+                return Ok(up_to_date(done, &applied));
+            }
             return Ok(up_to_date(done, &applied));
         }
     }
-    let version = read::read_version(store, &target.repo.to_string(), &tag).await?;
+    // The version, verified before any of its documents is read: what is read is the
+    // manifest whose bytes were verified, and the documents it names by digest.
+    let repo = target.repo.to_string();
+    let manifest = read::version_manifest(store, &repo, &tag).await?;
+    let checked = check_desired(store, &state, &source, &manifest, &policy).await?;
+    let version = read::read_version(store, &repo, &tag, manifest).await?;
     refuse_rollback(&source, &version, &applied, opts.allow_downgrade)?;
     check_selection(&opts.only, &version.deployments, &applied)?;
     let (wanted, leaving) = plan(&opts.only, &version.deployments, &applied);
@@ -173,7 +181,7 @@ async fn pass(opts: &SyncOptions, target: &Target, store: &Store) -> Result<Sync
         let compose = Compose::detect(&state.0)?;
         let cx = Context {
             state: &state,
-            requirement: &requirement,
+            requirement: &policy.packages,
             connect: &opts.connect,
             limits: opts.limits,
             engine: &engine,
@@ -208,6 +216,7 @@ async fn pass(opts: &SyncOptions, target: &Target, store: &Store) -> Result<Sync
             manifest_version: version.manifest_version,
             applied_at,
             partial,
+            signed_at: checked.signed_at.map(rfc3339),
         });
         state.save_applied(&applied)?;
     } else if let Some(done) = applied.desired.as_mut().filter(|d| !d.partial) {
@@ -221,8 +230,134 @@ async fn pass(opts: &SyncOptions, target: &Target, store: &Store) -> Result<Sync
         digest: version.digest.to_string(),
         manifest_version: version.manifest_version,
         up_to_date,
+        signed_by: checked.signer,
         deployments: outcomes,
     })
+}
+
+/// What the check of a desired-state version found.
+struct DesiredCheck {
+    /// Who signed it (`None` when the policy does not check).
+    signer: Option<String>,
+    /// The trusted time of its newest signature, when it has one (keyless).
+    signed_at: Option<i64>,
+}
+
+/// [`verify_desired`], its refusal recorded in the state folder for `device status` (and
+/// forgotten once a version verifies).
+async fn check_desired(
+    store: &Store,
+    state: &StateDir,
+    source: &str,
+    manifest: &Manifest,
+    policy: &TrustPolicy,
+) -> Result<DesiredCheck> {
+    let checked = verify_desired(store, source, manifest, policy).await;
+    match &checked {
+        Ok(_) => state.clear_refused()?,
+        Err(e @ Error::Invalid { .. }) => state.save_refused(&Refused {
+            source: source.to_string(),
+            digest: manifest.digest.to_string(),
+            at: now().unwrap_or_default(),
+            reason: e.to_string(),
+        })?,
+        Err(_) => {}
+    }
+    checked
+}
+
+/// Whether the applied version's newest signature is younger than `age`.
+fn fresh_for(done: &AppliedVersion, age: Duration) -> bool {
+    let Some(at) = done.signed_at.as_deref().and_then(|t| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    }) else {
+        return false;
+    };
+    let elapsed = time::OffsetDateTime::now_utc() - at;
+    elapsed < time::Duration::try_from(age).unwrap_or(time::Duration::MAX)
+}
+
+fn rfc3339(unix: i64) -> String {
+    crate::oci::media::rfc3339(unix.max(0) as u64)
+}
+
+/// Checks the desired-state version `source` names (its `manifest`) as the policy says:
+/// who signed it and when, or nothing when the policy opts out. A refusal names the
+/// version and who was expected (or how old it may be); nothing has been read from the
+/// version yet.
+async fn verify_desired(
+    store: &Store,
+    source: &str,
+    manifest: &Manifest,
+    policy: &TrustPolicy,
+) -> Result<DesiredCheck> {
+    let req = match &policy.desired {
+        DesiredTrust::Unsigned(file) => {
+            policy::warn_unsigned(file, source);
+            return Ok(DesiredCheck {
+                signer: None,
+                signed_at: None,
+            });
+        }
+        DesiredTrust::Signed(req) => req,
+    };
+    let version = manifest
+        .image()
+        .ok()
+        .and_then(|i| i.annotations)
+        .and_then(|a| a.get(crate::oci::media::ANN_VERSION).cloned())
+        .map(|v| format!("version {v}, "))
+        .unwrap_or_default();
+    let what = format!("{source} ({version}{})", manifest.digest);
+    let newest = policy.max_age.is_some();
+    let (found, signed_at) =
+        match verify::verify_manifest(store, source, manifest, req, newest).await {
+            Ok(found) => found,
+            Err(Error::Invalid { message, .. }) => return Err(Error::invalid(format!(
+                "refusing the desired state {what}: {message}; this device's policy wants it \
+                 signed by {}. Nothing was changed.",
+                req.describe()
+            ))
+            .with_hint(
+                "sign it (`desired-state commit --sign …`, or `package sign --sign … REFERENCE`), \
+                 or set `desiredState:` in the device's policy.yaml",
+            )),
+            Err(e) => return Err(e),
+        };
+    if let Some(max_age) = policy.max_age {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let age = signed_at.map(|t| now - t);
+        if age.is_none_or(|a| a > max_age.as_secs() as i64) {
+            let when = signed_at.map_or("at no trusted time".into(), |t| {
+                format!("at {} ({} ago)", rfc3339(t), words(now - t))
+            });
+            return Err(Error::invalid(format!(
+                "refusing the desired state {what}: its newest signature was made {when}, longer \
+                 ago than this device's maxAge {}: a registry that keeps serving an old version \
+                 would hold the device there. Nothing was changed.",
+                words(max_age.as_secs() as i64)
+            ))
+            .with_hint(
+                "the publisher's scheduled run re-signs what `desired` holds (the Action on \
+                 `schedule`); ask whoever publishes it, or raise maxAge",
+            ));
+        }
+    }
+    Ok(DesiredCheck {
+        signer: Some(found.signer()),
+        signed_at,
+    })
+}
+
+/// A duration in words: `3d 4h`, `5h 2m`, `40s`.
+fn words(secs: i64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
 }
 
 /// The current time, RFC 3339 (UTC).
@@ -239,6 +374,7 @@ fn up_to_date(done: &AppliedVersion, applied: &Applied) -> SyncReport {
         digest: done.digest.clone(),
         manifest_version: done.manifest_version,
         up_to_date: true,
+        signed_by: None,
         deployments: applied
             .deployments
             .iter()

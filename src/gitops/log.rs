@@ -1,6 +1,7 @@
-//! `desired-state log`: the OCI history as `git log --oneline` shows it, and `--verify`,
-//! which checks the chain of previous-version digests and that every version's commit is
-//! in the branch's history.
+//! `desired-state log`: the OCI history as `git log --oneline` shows it, with who signed
+//! each version, and `--verify`, which checks the chain of previous-version digests, that
+//! every version's commit is in the branch's history and, given a trust policy, each
+//! version's signature.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::git::GitRepo;
 use crate::oci::reference::Repo;
 use crate::oci::store::{Connect, Store};
+use crate::signing::verify::{verify_manifest, Requirement};
 
 /// One version of the log, with what `--verify` found wrong with it.
 #[derive(Clone, Debug, Serialize)]
@@ -27,10 +29,23 @@ pub async fn log(
     connect: &Connect,
     verify: bool,
     branch: Option<&str>,
+    signed_by: Option<&Requirement>,
 ) -> Result<Vec<LogEntry>> {
+    if signed_by.is_some() && !verify {
+        return Err(Error::Usage(
+            "a trust policy (--key, --certificate-identity …) is for --verify: pass it too".into(),
+        ));
+    }
+    if matches!(signed_by, Some(Requirement::Pgp(_))) {
+        return Err(Error::Usage(
+            "--pgp-key: OpenPGP signs package archives only; name a --key or a keyless identity"
+                .into(),
+        ));
+    }
     let store = Store::open(to, connect).await?;
     let desired = store.manifest(DESIRED_TAG).await?;
-    let versions = versions::versions(&store, desired.as_ref().map(|m| &m.digest)).await?;
+    let read = versions::versions_read(&store, desired.as_ref().map(|m| &m.digest)).await?;
+    let (versions, manifests): (Vec<_>, Vec<_>) = read.into_iter().unzip();
     let digests: BTreeSet<String> = versions.iter().map(|v| v.digest.to_string()).collect();
     let tip = match (verify, repo) {
         (true, Some(r)) => Some(r.resolve(branch.unwrap_or("HEAD"))?),
@@ -62,6 +77,14 @@ pub async fn log(
                     older.tag
                 )),
                 _ => {}
+            }
+            if let Some(req) = signed_by {
+                let what = format!("{to}:{}", v.tag);
+                match verify_manifest(&store, &what, &manifests[i], req, false).await {
+                    Ok(_) => {}
+                    Err(Error::Invalid { message, .. }) => problems.push(message),
+                    Err(e) => return Err(e),
+                }
             }
             if let (Some(r), Some(tip), Some(rev)) = (repo, &tip, &v.revision) {
                 if r.is_ancestor(rev, tip) != Some(true) {

@@ -30,14 +30,19 @@ use crate::signing::keys::{key_bundle_for, load_key};
 use crate::signing::mode::{SignMode, SignOptions};
 use crate::signing::pgp;
 use crate::signing::sigstore::bundle::MEDIA_TYPE as BUNDLE_MEDIA_TYPE;
-use crate::signing::sigstore::client::TokenSource;
+use crate::signing::sigstore::client::{self, Certified, TokenSource};
 use crate::signing::sigstore::trust::Trust;
 
 /// A ready signer: keys are loaded and the identity token source checked before anything
 /// is pushed, so a bad key or a missing token stops a publish early.
 pub(crate) enum Signer {
     Key(SigningKey),
-    Keyless { tokens: TokenSource, trust: Trust },
+    Keyless {
+        tokens: TokenSource,
+        trust: Trust,
+        /// The run's certificate, asked for at the first signature.
+        certified: Box<tokio::sync::Mutex<Option<Certified>>>,
+    },
     Pgp(Box<pgp::PgpSigner>),
 }
 
@@ -82,6 +87,7 @@ impl Signer {
                 Ok(Some(Signer::Keyless {
                     tokens: opts.tokens.clone(),
                     trust,
+                    certified: Box::new(tokio::sync::Mutex::new(None)),
                 }))
             }
             SignMode::Pgp(path) => Ok(Some(Signer::Pgp(Box::new(pgp::PgpSigner::load(path)?)))),
@@ -92,11 +98,18 @@ impl Signer {
     async fn bundle(&self, digest: &[u8; 32]) -> Result<Vec<u8>> {
         match self {
             Signer::Key(key) => Ok(key_bundle_for(key, digest)),
-            Signer::Keyless { tokens, trust } => Ok(crate::signing::sigstore::client::sign(
-                digest, tokens, trust,
-            )
-            .await?
-            .to_json()),
+            Signer::Keyless {
+                tokens,
+                trust,
+                certified,
+            } => {
+                let mut certified = certified.lock().await;
+                if !certified.as_ref().is_some_and(Certified::fresh) {
+                    *certified = Some(client::certify(tokens, trust).await?);
+                }
+                let c = certified.as_ref().expect("certified above");
+                Ok(client::sign_with(c, digest, trust).await?.to_json())
+            }
             Signer::Pgp(_) => unreachable!("OpenPGP signs archives, not digests"),
         }
     }
@@ -157,6 +170,22 @@ impl Signer {
     pub(crate) async fn attach(&self, store: &Store, subject: &Manifest) -> Result<Digest> {
         let signature = self.sign_package(subject, store, None).await?;
         attach_signature(store, subject, &signature).await
+    }
+
+    /// [`Signer::attach`], unless a signature of any kind is attached to `subject`
+    /// already (left as it is): the new referrer, or `None`.
+    pub(crate) async fn attach_unless_signed(
+        &self,
+        store: &Store,
+        subject: &Manifest,
+    ) -> Result<Option<Digest>> {
+        if crate::signing::found::signature_entries(store, &subject.digest)
+            .await?
+            .is_empty()
+        {
+            return self.attach(store, subject).await.map(Some);
+        }
+        Ok(None)
     }
 }
 

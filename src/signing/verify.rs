@@ -23,6 +23,7 @@ use crate::signing::sigstore::trust::{Trust, TrustedRoot};
 use crate::signing::sigstore::verify::{Match, Policy};
 
 /// What a signature must satisfy.
+#[derive(Clone)]
 pub enum Requirement {
     /// Signed by this key (`--key`).
     Key(PathBuf),
@@ -113,6 +114,21 @@ impl RequirementSpec {
     }
 }
 
+impl Requirement {
+    /// Who must have signed, in words (for a refusal).
+    pub fn describe(&self) -> String {
+        match self {
+            Requirement::Key(path) => format!("the key {}", path.display()),
+            Requirement::Pgp(path) => format!("the OpenPGP key {}", path.display()),
+            Requirement::Identity { policy, .. } => format!(
+                "{} (issuer {})",
+                policy.identity.describe(),
+                policy.issuer.describe()
+            ),
+        }
+    }
+}
+
 enum Check {
     Key(VerifyingKey),
     Identity { policy: Policy, root: TrustedRoot },
@@ -149,7 +165,8 @@ impl Check {
         })
     }
 
-    /// Checks one signature of `subject`; the archive is fetched (once) for OpenPGP.
+    /// Checks one signature of `subject`; the archive is fetched (once) for OpenPGP. A
+    /// keyless signature gives its time, the transparency log's (which the log signed).
     async fn run(
         &self,
         found: &Found,
@@ -157,14 +174,15 @@ impl Check {
         subject: &Manifest,
         store: &Store,
         archive: &mut Option<tempfile::NamedTempFile>,
-    ) -> Result<std::result::Result<(), Refusal>> {
+    ) -> Result<std::result::Result<Option<i64>, Refusal>> {
         Ok(match self {
             Check::Key(_) | Check::Identity { .. } if found.is_pgp() => Err(Refusal::PgpNotBundle),
             Check::Pgp(_) if !found.is_pgp() => Err(Refusal::BundleNotPgp),
-            Check::Key(key) => verify_key_bundle(content, &subject.bytes, key),
+            Check::Key(key) => verify_key_bundle(content, &subject.bytes, key).map(|()| None),
             Check::Identity { policy, root } => Bundle::parse(content).and_then(|b| {
                 let digest: [u8; 32] = sha2::Sha256::digest(&subject.bytes).into();
-                crate::signing::sigstore::verify::verify(&b, &digest, root, policy).map(|_| ())
+                crate::signing::sigstore::verify::verify(&b, &digest, root, policy)
+                    .map(|signed| Some(signed.integrated_time))
             }),
             Check::Pgp(key) => {
                 if archive.is_none() {
@@ -187,6 +205,7 @@ impl Check {
                 let file = std::fs::File::open(path).map_err(Error::io("read", path))?;
                 let text = String::from_utf8_lossy(content);
                 blocking(|| crate::signing::pgp::verify(&text, key, std::io::BufReader::new(file)))
+                    .map(|()| None)
             }
         })
     }
@@ -218,25 +237,56 @@ pub(crate) async fn verify_subject(
 ) -> Result<(Verified, Store, Manifest)> {
     let check = Check::new(req)?;
     let (store, target, subject) = open_subject(reference, connect, false).await?;
-    let entries = signature_entries(&store, &subject.digest).await?;
+    let (signature, _) =
+        check_signatures(&check, &store, &target.to_string(), &subject, false).await?;
+    let verified = Verified {
+        reference: target.to_string(),
+        digest: subject.digest.clone(),
+        signature,
+    };
+    Ok((verified, store, subject))
+}
+
+/// Verifies `subject`, a manifest already read from `store` (`what` names it in errors),
+/// against `req`: a signature that meets it, with its time when it has a trusted one
+/// (keyless). With `newest`, every signature is checked and the one with the latest
+/// trusted time is returned; else the first that meets it, newest listed first.
+pub(crate) async fn verify_manifest(
+    store: &Store,
+    what: &str,
+    subject: &Manifest,
+    req: &Requirement,
+    newest: bool,
+) -> Result<(Found, Option<i64>)> {
+    let check = Check::new(req)?;
+    check_signatures(&check, store, what, subject, newest).await
+}
+
+async fn check_signatures(
+    check: &Check,
+    store: &Store,
+    what: &str,
+    subject: &Manifest,
+    newest: bool,
+) -> Result<(Found, Option<i64>)> {
+    let entries = signature_entries(store, &subject.digest).await?;
     // Newest first (signatures are appended), each read only when the ones after it fail.
     let mut reasons = Vec::new();
     let mut archive = None;
+    let mut best: Option<(Found, Option<i64>)> = None;
     for (referrer, _) in entries.iter().rev() {
-        let Some((f, content)) = fetch_signature(&store, referrer).await? else {
+        let Some((f, content)) = fetch_signature(store, referrer).await? else {
             continue;
         };
         match check
-            .run(&f, &content, &subject, &store, &mut archive)
+            .run(&f, &content, subject, store, &mut archive)
             .await?
         {
-            Ok(()) => {
-                let verified = Verified {
-                    reference: target.to_string(),
-                    digest: subject.digest.clone(),
-                    signature: f,
-                };
-                return Ok((verified, store, subject));
+            Ok(time) if !newest => return Ok((f, time)),
+            Ok(time) => {
+                if best.as_ref().is_none_or(|(_, t)| time > *t) {
+                    best = Some((f, time));
+                }
             }
             Err(why) => reasons.push(format!(
                 "{}: {why}",
@@ -244,14 +294,17 @@ pub(crate) async fn verify_subject(
             )),
         }
     }
+    if let Some(best) = best {
+        return Ok(best);
+    }
     if reasons.is_empty() {
         return Err(Error::invalid(format!(
-            "{target} ({}) is not signed",
+            "{what} ({}) is not signed",
             subject.digest
         )));
     }
     Err(Error::invalid(format!(
-        "{target} has no valid signature: {}",
+        "{what} has no valid signature: {}",
         reasons.join("; ")
     )))
 }

@@ -745,6 +745,17 @@ impl SigstoreStandIn {
         ]
     }
 
+    /// Sets the clock of the stand-in's Fulcio and Rekor `seconds` from the real time (at
+    /// most 30 days back): signatures made now carry that time.
+    pub fn set_clock(&self, seconds: i64) {
+        run(Command::new("curl").args([
+            "-sf",
+            "-X",
+            "POST",
+            &format!("{}/clock?offset={seconds}", self.url),
+        ]));
+    }
+
     /// An identity token fetched the way a job fetches one.
     pub fn identity_token(&self) -> String {
         let out = run(Command::new("curl").args([

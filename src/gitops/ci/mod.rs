@@ -10,6 +10,9 @@
 //!   whole history; without it, the same as a push. From any other branch nothing is
 //!   published (a dispatch runs the workflow of the branch it names, and `desired` follows
 //!   the default branch only);
+//! - `schedule` ([`resign`]): a fresh signature on the version `desired` holds (only when
+//!   it is what its commit of the default branch renders), so that devices with `maxAge`
+//!   keep accepting a quiet repository's desired state;
 //! - `pull_request_target` is refused: it runs with the base repository's write token on
 //!   a pull request's code, which is what `pull_request` exists to avoid.
 //!
@@ -18,6 +21,7 @@
 //! `GITHUB_OUTPUT` and `GITHUB_STEP_SUMMARY`.
 
 pub mod push;
+pub mod resign;
 pub mod review;
 
 use std::path::{Path, PathBuf};
@@ -147,6 +151,7 @@ pub enum Job {
     },
     Push(Box<push::Pushed>),
     Review(Box<review::Review>),
+    Resigned(Box<resign::Resigned>),
 }
 
 pub async fn run(actions: &Actions, ws: &Workspace, opts: &CiOptions) -> Result<Job> {
@@ -157,6 +162,9 @@ pub async fn run(actions: &Actions, ws: &Workspace, opts: &CiOptions) -> Result<
                 || actions.event["inputs"]["mirror"] == "true";
             push::on_push(actions, ws, opts, backfill).await
         }
+        "schedule" => resign::on_schedule(actions, ws, opts)
+            .await
+            .map(|r| Job::Resigned(Box::new(r))),
         "pull_request" => review::on_pull_request(actions, ws, opts)
             .await
             .map(|r| Job::Review(Box::new(r))),
@@ -168,7 +176,7 @@ pub async fn run(actions: &Actions, ws: &Workspace, opts: &CiOptions) -> Result<
                 .into(),
         )),
         other => Err(Error::Usage(format!(
-            "event `{other}` is not handled: run on push, pull_request or workflow_dispatch"
+            "event `{other}` is not handled: run on push, pull_request, workflow_dispatch or schedule"
         ))),
     }
 }

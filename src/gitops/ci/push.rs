@@ -19,7 +19,7 @@ use crate::oci::store::{Connect, Store};
 use crate::package::plan::Format;
 use crate::package::prepare::{self, PrepareOptions};
 use crate::package::publish::{self, PublishOptions};
-use crate::signing::mode::SignOptions;
+use crate::signing::mode::{SignMode, SignOptions};
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
 
@@ -100,6 +100,7 @@ pub(super) async fn on_push(
         .filter(|b| repo.is_ancestor(b, &head) == Some(true));
 
     let target = Targets::at(repo, &head, opts)?;
+    let desired_sign = desired_signing(&opts.sign);
     let (package_digest, package) =
         ensure_package(ws, opts, &target, before.as_deref(), &head).await?;
     // Desired state: a version per pushed commit, and per commit of an earlier push whose
@@ -117,10 +118,9 @@ pub(super) async fn on_push(
             package: Some(target.package_ref.clone()),
             connect: target.connect.clone(),
         };
-        // Not signed yet here: the push job signs desired-state versions together with
-        // `mirror` (issue 23), so that a device can require it of every version.
+        // Signed as the package is, before `desired` moves to it.
         let (committed, _) =
-            pipeline::commit(ws, &req, Some(&target.desired_repo), &SignOptions::none()).await?;
+            pipeline::commit(ws, &req, Some(&target.desired_repo), &desired_sign).await?;
         (Some(committed), None)
     } else {
         let req = MirrorRequest {
@@ -134,6 +134,9 @@ pub(super) async fn on_push(
             options: RenderOptions::default(),
             connect: target.connect.clone(),
             source_url: Some(format!("{}/{}", actions.server_url, actions.repository)),
+            // The version `desired` moves to; the others are history.
+            sign: desired_sign,
+            sign_all: false,
         };
         (None, Some(mirror::mirror(repo, &req).await?))
     };
@@ -178,18 +181,18 @@ async fn published_up_to(
 }
 
 /// Where the push publishes, as the head commit's config (and the action's inputs) say.
-struct Targets {
-    connect: Connect,
-    package_repo: String,
-    desired_repo: String,
+pub(super) struct Targets {
+    pub connect: Connect,
+    pub package_repo: String,
+    pub desired_repo: String,
     /// The package of the version the head's `margo.yaml` names.
-    package_ref: String,
+    pub package_ref: String,
     /// The app folder.
-    app: PathBuf,
+    pub app: PathBuf,
 }
 
 impl Targets {
-    fn at(repo: &crate::git::GitRepo, head: &str, opts: &CiOptions) -> Result<Targets> {
+    pub(super) fn at(repo: &crate::git::GitRepo, head: &str, opts: &CiOptions) -> Result<Targets> {
         let source = Source::Commit {
             repo,
             commit: head.to_string(),
@@ -249,6 +252,20 @@ async fn ensure_package(
         false => Ok((manifest.digest, PackageOutcome::AlreadyPublished)),
         true => publish_package(ws, opts, &t.connect, &t.package_repo, &t.app, head).await,
     }
+}
+
+/// How desired-state versions are signed: as the package is, except that an OpenPGP key
+/// signs package archives only; then the desired state goes unsigned, said in the log.
+pub(super) fn desired_signing(sign: &SignOptions) -> SignOptions {
+    if !matches!(sign.mode, SignMode::Pgp(_)) {
+        return sign.clone();
+    }
+    eprintln!(
+        "::warning title=margo-gitops::the desired state is published unsigned: an OpenPGP key \
+         signs package archives only. Sign with keyless (or a key) for devices that verify \
+         the desired state."
+    );
+    SignOptions::none()
 }
 
 /// Prepares the app as `head` holds it (exported into a temporary folder: no untracked

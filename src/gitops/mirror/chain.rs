@@ -22,6 +22,7 @@ use crate::git::GitRepo;
 use crate::oci::digest::Digest;
 use crate::oci::manifest::Manifest;
 use crate::oci::store::{Connect, Store};
+use crate::signing::signer::Signer;
 
 /// A change, rendered.
 pub(super) struct Planned {
@@ -121,6 +122,7 @@ pub(super) async fn publish_chain(
     connect: &Connect,
     links: &[Link<'_>],
     mut previous: Option<Digest>,
+    signer: Option<&Signer>,
     result: &mut Mirrored,
 ) -> Result<Option<Head>> {
     let store = reg.store;
@@ -169,7 +171,7 @@ pub(super) async fn publish_chain(
         previous = known.digest.clone();
         chain.push(known);
     }
-    publish_new(store, &chain, result).await?;
+    publish_new(store, &chain, signer, result).await?;
     result.present += chain.iter().filter(|k| k.blobs.is_none()).count();
     Ok(chain.pop().map(|k| Head {
         tag: k.link.change.tag.clone(),
@@ -207,7 +209,13 @@ async fn resolve_tags<'t>(
 
 /// Writes the new versions of `chain`: every blob once, at once; each manifest, with its
 /// tag, when its blobs and the manifest before it are in.
-async fn publish_new(store: &Store, chain: &[Known<'_>], result: &mut Mirrored) -> Result<()> {
+/// With a `signer`, each is signed before its tag names it.
+async fn publish_new(
+    store: &Store,
+    chain: &[Known<'_>],
+    signer: Option<&Signer>,
+    result: &mut Mirrored,
+) -> Result<()> {
     let new: Vec<(&Known, &Vec<Vec<u8>>)> = chain
         .iter()
         .filter_map(|k| k.blobs.as_ref().map(|b| (k, b)))
@@ -246,6 +254,11 @@ async fn publish_new(store: &Store, chain: &[Known<'_>], result: &mut Mirrored) 
                 }
             }
             let manifest = k.manifest.as_ref().expect("a new version is built");
+            if let Some(signer) = signer {
+                store.put_manifest(manifest).await?;
+                signer.attach(store, manifest).await?;
+                result.signed.push(k.link.change.tag.clone());
+            }
             store
                 .put_manifest_tagged(manifest, &k.link.change.tag)
                 .await?;

@@ -16,6 +16,12 @@
 //! A `desired` on a commit that left the branch (a force push) is reported and left alone
 //! unless `--allow-rewrite`.
 //!
+//! Signing (`--sign`): the version `desired` moves to is signed before it moves, unless it
+//! carries a signature already; that is the version every device reads. `--sign-all` signs
+//! every version the run publishes too, each before its tag names it, for whoever follows
+//! a version tag instead. One keyless certificate serves the whole run (one Fulcio
+//! request, one Rekor entry per signature).
+//!
 //! [`history`] reads the changed commits from git; [`chain`] renders and publishes them.
 
 mod chain;
@@ -31,8 +37,11 @@ use crate::desired::source::Source;
 use crate::desired::versions::{self, DESIRED_TAG};
 use crate::error::{Error, Result};
 use crate::git::GitRepo;
+use crate::oci::blocking;
 use crate::oci::reference::Repo;
 use crate::oci::store::{Connect, Store};
+use crate::signing::mode::{SignMode, SignOptions};
+use crate::signing::signer::Signer;
 
 use chain::{Link, Registry};
 use history::History;
@@ -53,6 +62,10 @@ pub struct MirrorRequest {
     pub connect: Connect,
     /// The repository's public URL, for the `source` annotation.
     pub source_url: Option<String>,
+    /// How versions are signed: the one `desired` moves to always (before it moves), and
+    /// with `sign_all` every version this run publishes (before its tag names it).
+    pub sign: SignOptions,
+    pub sign_all: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -76,9 +89,25 @@ pub struct Mirrored {
     pub desired_moved: bool,
     /// True when the mirror was found up to date without rendering anything.
     pub up_to_date: bool,
+    /// Versions this run signed.
+    pub signed: Vec<String>,
 }
 
 pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
+    // A bad key or a missing identity token stops the run before anything is pushed.
+    if matches!(req.sign.mode, SignMode::Pgp(_)) {
+        return Err(Error::Usage(
+            "--sign pgp: signs package archives only; sign desired-state versions with \
+             --sign keyless or --sign key:PATH"
+                .into(),
+        ));
+    }
+    let signer = blocking(|| Signer::new(&req.sign))?;
+    if req.sign_all && signer.is_none() {
+        return Err(Error::Usage(
+            "--sign-all: say how to sign (--sign keyless or --sign key:PATH)".into(),
+        ));
+    }
     let tip = repo.resolve(req.branch.as_deref().unwrap_or("HEAD"))?;
     let history = History::read(repo, &tip, req.since.as_deref())?;
     let mut connect = req.connect.clone();
@@ -133,10 +162,13 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
             .as_ref()
             .and_then(|c| Some((c.version.clone()?, c.digest.clone()))),
     };
-    let head = chain::publish_chain(&reg, req, &connect, &links, previous, &mut result).await?;
+    let sign_new = signer.as_ref().filter(|_| req.sign_all);
+    let head =
+        chain::publish_chain(&reg, req, &connect, &links, previous, sign_new, &mut result).await?;
     if let Some(head) = head {
         result.desired = Some(head.tag.clone());
-        result.desired_moved = move_desired(&store, head, current.as_ref()).await?;
+        result.desired_moved =
+            move_desired(&store, head, current.as_ref(), signer.as_ref(), &mut result).await?;
     }
     Ok(result)
 }
@@ -203,11 +235,14 @@ fn link<'a>(
     links
 }
 
-/// Points `desired` at the chain's head unless it is there; true when it moved.
+/// Points `desired` at the chain's head unless it is there, signing the head first when
+/// a signer is given and it carries no signature yet; true when it moved.
 async fn move_desired(
     store: &Store,
     head: chain::Head,
     current: Option<&versions::Existing>,
+    signer: Option<&Signer>,
+    result: &mut Mirrored,
 ) -> Result<bool> {
     let at_head = current.is_some_and(|c| match &head.digest {
         Some(d) => *d == c.digest,
@@ -226,6 +261,16 @@ async fn move_desired(
                 hint: Some("it left the registry during this run: mirror again".into()),
             })?,
     };
+    if let Some(signer) = signer {
+        if signer
+            .attach_unless_signed(store, &manifest)
+            .await?
+            .is_some()
+            && !result.signed.contains(&head.tag)
+        {
+            result.signed.push(head.tag.clone());
+        }
+    }
     store.put_manifest_tagged(&manifest, DESIRED_TAG).await?;
     Ok(true)
 }

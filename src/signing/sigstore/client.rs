@@ -5,7 +5,8 @@
 //! The token comes from `--identity-token`/`SIGSTORE_ID_TOKEN`, or inside GitHub Actions
 //! from the job's token endpoint (`ACTIONS_ID_TOKEN_REQUEST_URL` with
 //! `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, audience `sigstore`). Tokens are [`Secret`]s: they go
-//! to Fulcio and nowhere else. The ephemeral key lives in memory for one signature.
+//! to Fulcio and nowhere else. The ephemeral key lives in memory for one run (a few
+//! minutes at most, see [`Certified`]).
 
 use secrecy::ExposeSecret as _;
 use std::time::Duration;
@@ -126,9 +127,33 @@ pub(crate) fn http_client() -> Result<reqwest::Client> {
         .map_err(|e| Error::service("HTTP client", e.to_string()))
 }
 
-/// Signs the artifact whose SHA-256 is `digest` keylessly; the bundle is checked with our
-/// own verifier before it is returned when the trust config holds a trusted root.
-pub(crate) async fn sign(digest: &[u8; 32], tokens: &TokenSource, trust: &Trust) -> Result<Bundle> {
+/// An ephemeral key and the Fulcio certificate for it: one per run, however many
+/// artifacts it signs (each signature still gets its own Rekor entry).
+pub(crate) struct Certified {
+    key: SigningKey,
+    leaf: Vec<u8>,
+    obtained: std::time::Instant,
+}
+
+impl std::fmt::Debug for Certified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Certified { key: <redacted>, .. }")
+    }
+}
+
+/// How long a certificate is used: Fulcio's last 10 minutes, and a signature must be
+/// logged while it is valid.
+const CERTIFICATE_USE: Duration = Duration::from_secs(8 * 60);
+
+impl Certified {
+    /// Still young enough to sign with.
+    pub(crate) fn fresh(&self) -> bool {
+        self.obtained.elapsed() < CERTIFICATE_USE
+    }
+}
+
+/// An ephemeral key certified by Fulcio for the token's identity.
+pub(crate) async fn certify(tokens: &TokenSource, trust: &Trust) -> Result<Certified> {
     let http = http_client()?;
     let token = tokens.token(&http).await?;
     let claims = claims(&token)?;
@@ -167,7 +192,23 @@ pub(crate) async fn sign(digest: &[u8; 32], tokens: &TokenSource, trust: &Trust)
             "the answer holds no certificate",
         )
     })?;
+    Ok(Certified {
+        key,
+        leaf,
+        obtained: std::time::Instant::now(),
+    })
+}
 
+/// Signs the artifact whose SHA-256 is `digest` with a certified key, logs the signature
+/// in Rekor, and checks the bundle with our own verifier when the trust config holds a
+/// trusted root.
+pub(crate) async fn sign_with(
+    certified: &Certified,
+    digest: &[u8; 32],
+    trust: &Trust,
+) -> Result<Bundle> {
+    let http = http_client()?;
+    let (key, leaf) = (&certified.key, certified.leaf.clone());
     let signature: p256::ecdsa::Signature = key
         .sign_prehash(digest)
         .map_err(|e| Error::invalid(format!("cannot sign: {e}")))?;

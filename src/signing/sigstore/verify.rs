@@ -43,7 +43,7 @@ impl Match {
         }
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Match::Exact(s) => format!("`{s}`"),
             Match::Regex(r) => format!("/{}/", &r.as_str()[4..r.as_str().len() - 2]),

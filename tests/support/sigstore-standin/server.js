@@ -15,10 +15,29 @@
 //   token>` answers `{"value": "<JWT>"}` like GitHub's; the JWT is ES256-signed, its claims
 //   those of a GitHub Actions token (no `email`).
 //
+// - A clock tests may set back (`POST /clock?offset=SECONDS`, 0 to reset) to make a
+//   signature "made" days ago: Fulcio's certificates and Rekor's entries then carry that
+//   time. The CA, the CT log and the log keys are made with the clock 30 days back, so a
+//   time a test picks within those 30 days is one they were valid at. The Actions token
+//   endpoint keeps the real time (clients check a token's expiry against theirs).
+//
 // Usage: node server.js OUT_DIR REQUEST_TOKEN
 // Writes OUT_DIR/trusted_root.json, signing_config.json and trust_config.json (the client
 // trust config sigstore-python reads), then prints `listening PORT` on stdout.
 'use strict';
+
+const RealDate = Date;
+let clockOffsetMs = -30 * 86400 * 1000;
+class StandInDate extends RealDate {
+  constructor(...args) {
+    if (args.length === 0) super(RealDate.now() + clockOffsetMs);
+    else super(...args);
+  }
+  static now() {
+    return RealDate.now() + clockOffsetMs;
+  }
+}
+global.Date = StandInDate;
 
 const http = require('http');
 const crypto = require('crypto');
@@ -179,7 +198,7 @@ async function main() {
       return { statusCode: 401, response: 'bad request token' };
     }
     const audience = url.searchParams.get('audience') || ISSUER;
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(RealDate.now() / 1000);
     const jwt = await new jose.SignJWT({
       sub: 'repo:margo-gitops/poc-app:ref:refs/heads/main',
       repository: 'margo-gitops/poc-app',
@@ -212,6 +231,9 @@ async function main() {
           out = await signingCert(Buffer.concat(chunks), req.headers);
         } else if (req.method === 'POST' && url.pathname === rekor.path) {
           out = await rekor.fn(Buffer.concat(chunks).toString());
+        } else if (req.method === 'POST' && url.pathname === '/clock') {
+          clockOffsetMs = Number(url.searchParams.get('offset') || 0) * 1000;
+          out = { statusCode: 200, response: 'ok' };
         } else if (req.method === 'GET' && url.pathname === '/actions-token') {
           out = await actionsToken(url, req.headers);
         } else {
@@ -267,6 +289,7 @@ async function main() {
     trustedRoot,
     signingConfig,
   });
+  clockOffsetMs = 0; // the keys are made: real time from now on
   console.log(`listening ${port}`);
 }
 

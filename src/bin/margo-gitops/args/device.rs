@@ -77,6 +77,12 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
     pub lock_timeout: Option<Duration>,
 
+    /// Refuse a desired state whose newest signature is older than this (`7d`, `36h`):
+    /// a registry that keeps serving an old version cannot hold the device there.
+    /// Overrides policy.yaml's `maxAge`; needs a keyless policy.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub max_age: Option<Duration>,
+
     /// Print JSON instead of one line per deployment.
     #[arg(long)]
     pub json: bool,
@@ -86,6 +92,10 @@ pub struct DeviceArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+fn parse_age(s: &str) -> Result<Duration, String> {
+    margo_gitops::device::policy::parse_age(s)
 }
 
 /// A duration that may be zero (`0`: do not wait).

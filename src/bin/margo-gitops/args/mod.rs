@@ -186,9 +186,16 @@ pub struct MirrorArgs {
     #[arg(long)]
     pub verify_existing: bool,
 
+    /// Sign every version this run publishes, not only the one `desired` moves to.
+    #[arg(long, help_heading = "Signing")]
+    pub sign_all: bool,
+
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub signing: SigningArgs,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -261,7 +268,9 @@ pub struct LogArgs {
     #[arg(env = "MARGO_GITOPS_DESIRED_STATE_REPOSITORY")]
     pub repository: Option<String>,
 
-    /// Check the previous-version chain and that each commit is in the branch's history.
+    /// Check the previous-version chain, that each commit is in the branch's history and,
+    /// with a trust policy (--key, or --certificate-identity and its issuer), each
+    /// version's signature.
     #[arg(long)]
     pub verify: bool,
 
@@ -272,6 +281,9 @@ pub struct LogArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub signer: SignerArgs,
 
     #[command(flatten)]
     pub registry: RegistryArgs,

@@ -72,12 +72,18 @@ pub async fn log(a: LogArgs) -> anyhow::Result<()> {
     let ws = Workspace::discover()?;
     let repo = ws.desired_repository(a.repository.as_deref())?;
     let connect = ws.connect(&connect(&a.registry)?)?;
+    let spec = a.signer.spec();
+    let signed_by = match spec.is_empty() {
+        true => None,
+        false => Some(spec.requirement()?),
+    };
     let entries = history::log(
         ws.repo.as_ref(),
         &repo,
         &connect,
         a.verify,
         a.branch.as_deref(),
+        signed_by.as_ref(),
     )
     .await
     .with_context(|| format!("desired-state log {repo}"))?;

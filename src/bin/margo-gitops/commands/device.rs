@@ -21,6 +21,7 @@ fn options(a: DeviceArgs) -> anyhow::Result<(SyncOptions, bool)> {
             allow_downgrade: a.allow_downgrade,
             limits: Limits::default(),
             lock_timeout: a.lock_timeout,
+            max_age: a.max_age,
         },
         a.json,
     ))

@@ -29,6 +29,8 @@ pub async fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
         options: RenderOptions::default(),
         connect: ws.connect(&connect(&a.registry)?)?,
         source_url: git::discover(&ws.root).and_then(|g| g.source),
+        sign: sign_options(a.signing),
+        sign_all: a.sign_all,
     };
     let mirrored = mirror::mirror(repo, &req).await.context("mirror")?;
     report::gitops::mirrored(&mirrored, a.json)?;
@@ -133,6 +135,10 @@ pub async fn ci(a: CiArgs) -> anyhow::Result<()> {
                 ci::write_outputs(path, &p.outputs())?;
             }
             (None, report::ci::push_summary(&actions, p))
+        }
+        Job::Resigned(r) => {
+            report::ci::resigned_log(r);
+            (None, report::ci::resigned_summary(r))
         }
         Job::Review(r) => {
             let body = report::ci::review_comment(r);

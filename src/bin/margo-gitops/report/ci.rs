@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use margo_gitops::desired::diff::{Diff, Status};
 use margo_gitops::gitops::ci::push::{PackageOutcome, Pushed};
+use margo_gitops::gitops::ci::resign::Resigned;
 use margo_gitops::gitops::ci::review::{Comparison, Review, COMMENT_MARKER};
 use margo_gitops::gitops::ci::{short, Actions};
 use margo_gitops::gitops::github::CommentOutcome;
@@ -49,6 +50,33 @@ pub fn skipped(event_name: &str, git_ref: &str, default_branch: &str) -> String 
     );
     format!(
         "## margo-gitops\n\n{what} `{git_ref}`: only the default branch `{default_branch}` publishes; nothing was pushed.\n"
+    )
+}
+
+/// The log line of the schedule job.
+pub fn resigned_log(r: &Resigned) {
+    println!(
+        "desired state {}:{} ({}, commit {}): signed again ({})",
+        r.repository,
+        r.version,
+        r.digest,
+        short(&r.revision),
+        r.signature
+    );
+}
+
+/// The step summary of the schedule job.
+pub fn resigned_summary(r: &Resigned) -> String {
+    format!(
+        "## margo-gitops: desired state signed again
+
+`desired` holds `{}` ({}), commit `{}`: \
+         what that commit renders, so it was signed again ({}) for devices that require a \
+         recent signature (`maxAge`). Nothing else changed.\n",
+        r.version,
+        r.digest,
+        short(&r.revision),
+        r.signature
     )
 }
 

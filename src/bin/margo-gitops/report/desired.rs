@@ -109,6 +109,7 @@ pub fn shown(s: &versions::Shown, json: bool) -> std::io::Result<()> {
                 d.digest,
                 d.subject.as_deref().unwrap_or("")
             )?;
+            signed(&mut out, &d.signed_by, "")?;
             for (title, text) in &s.documents {
                 writeln!(out, "--- {title}")?;
                 write!(out, "{text}")?;
@@ -129,6 +130,18 @@ pub fn shown(s: &versions::Shown, json: bool) -> std::io::Result<()> {
             &v.digest.as_str()[..19],
             v.subject.as_deref().unwrap_or("")
         )?;
+        signed(&mut out, &v.signed_by, "    ")?;
+    }
+    Ok(())
+}
+
+/// Who signed a version, as its signatures say (unverified: `desired-state verify`).
+fn signed(out: &mut impl Write, signers: &[String], indent: &str) -> std::io::Result<()> {
+    if signers.is_empty() {
+        return writeln!(out, "{indent}unsigned");
+    }
+    for s in signers {
+        writeln!(out, "{indent}signed by {s}")?;
     }
     Ok(())
 }
@@ -162,6 +175,7 @@ pub fn logged(entries: &[LogEntry], json: bool) -> std::io::Result<usize> {
             short(v.revision.as_deref()),
             v.subject.as_deref().unwrap_or("")
         )?;
+        signed(&mut out, &v.signed_by, "    ")?;
         for p in &e.problems {
             writeln!(out, "    ! {p}")?;
         }

@@ -25,6 +25,9 @@ pub fn synced(r: &SyncReport, json: bool) -> std::io::Result<()> {
         "{} manifestVersion {} ({}): {state}",
         r.source, r.manifest_version, r.digest
     )?;
+    if let Some(signer) = &r.signed_by {
+        writeln!(out, "  signed by {signer}")?;
+    }
     for d in &r.deployments {
         let action = match d.action {
             Action::Installed => "installed",
@@ -87,6 +90,13 @@ pub fn status(s: &DeviceStatus, json: bool) -> std::io::Result<()> {
             }
         )?,
         None => writeln!(out, "applied       no version yet")?,
+    }
+    if let Some(t) = s.applied.as_ref().and_then(|a| a.signed_at.as_deref()) {
+        writeln!(out, "signed at     {t}")?;
+    }
+    if let Some(r) = &s.refused {
+        writeln!(out, "REFUSED       {} at {}", short_digest(&r.digest), r.at)?;
+        writeln!(out, "  {}", r.reason)?;
     }
     if s.deployments.is_empty() {
         return writeln!(out, "\nno deployments");

@@ -72,6 +72,14 @@ pub fn mirrored(m: &Mirrored, json: bool) -> std::io::Result<()> {
         }
     )?;
     writeln!(out, "  present    {} version(s), untouched", m.present)?;
+    if !m.signed.is_empty() {
+        writeln!(
+            out,
+            "  signed     {} version(s): {}",
+            m.signed.len(),
+            m.signed.join(", ")
+        )?;
+    }
     for s in &m.skipped {
         writeln!(
             out,
