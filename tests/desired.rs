@@ -568,6 +568,36 @@ fn a_version_signed_by_its_committer_verifies_and_an_unsigned_or_foreign_one_doe
         .success()
         .stdout(predicates::str::contains("signed      already"));
 
+    // `desired` replaced behind our back by a version with the same documents but a
+    // State Manifest of its own (a manifestVersion that would refuse every later one):
+    // committing again refuses to sign it.
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&reg.get("acme/poc-app-desired/manifests/desired")).unwrap();
+    let dsm = br#"{"manifestVersion":18446744073709551615,"bundle":null,"deployments":[]}"#;
+    let layer = forged["layers"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|l| l["mediaType"] == "application/vnd.margo.manifest.v1+json")
+        .unwrap();
+    layer["digest"] = reg.push_blob("acme/poc-app-desired", dsm).into();
+    layer["size"] = dsm.len().into();
+    forged["annotations"]["org.margo.gitops.manifest-version"] = "18446744073709551615".into();
+    reg.put_manifest(
+        "acme/poc-app-desired",
+        "desired",
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&forged).unwrap(),
+    );
+    env.cli("desired-state commit --sign key:keys/k.key")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("not signed"))
+        .stderr(predicates::str::contains("State Manifest"));
+    verify("keys/k.pub")
+        .code(1)
+        .stderr(predicates::str::contains("is not signed"));
+
     // A signed package is not a desired state; OpenPGP keys sign no desired state.
     let package = reg.repo("acme/poc-app:1.2.0");
     env.cli(&format!(

@@ -940,7 +940,7 @@ fn a_device_with_max_age_refuses_a_stale_desired_state_until_the_schedule_run_si
     let refused = ci.output().unwrap();
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(
-        text(&refused).contains("holds another desired state than the branch's head"),
+        text(&refused).contains("does not hold what the branch's head"),
         "{}",
         text(&refused)
     );

@@ -552,3 +552,54 @@ fn a_desired_state_version_signed_keyless_verifies_with_sigstore_python_and_with
     assert_eq!(ours.status.code(), Some(1), "{}", stderr(&ours));
     assert_no_token_leaked(&s.outputs, s.env.dir.path());
 }
+
+#[test]
+fn mirror_signs_every_version_of_a_run_with_one_certificate_and_a_log_entry_each() {
+    let reg = Registry::plain();
+    let sig = SigstoreStandIn::start();
+    let env = Env::new();
+    crate::desired::gitops_repo(&env, &reg);
+    for i in 2..=3 {
+        env.write(
+            "deployments/site-0001.yaml",
+            &format!("siteId: site-000{i}\npollFrequency: 30s\n"),
+        );
+        crate::desired::git_commit(&env, &format!("2024-01-0{i}T00:00:00Z"), "site");
+    }
+    let mut s = Setup {
+        reg,
+        sig,
+        env,
+        outputs: Vec::new(),
+    };
+    let out = s.keyless("mirror --sign-all --sign keyless");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tags: Vec<String> = s
+        .reg
+        .tags("acme/poc-app-desired")
+        .into_iter()
+        .filter(|t| t.starts_with("2024"))
+        .collect();
+    assert_eq!(tags.len(), 3, "{tags:?}");
+    let (mut certificates, mut entries) = (Vec::new(), Vec::new());
+    for tag in &tags {
+        let (manifest, bundles) = s.fetched("acme/poc-app-desired", tag);
+        assert_eq!(bundles.len(), 1, "{tag}: one signature");
+        let b: serde_json::Value = serde_json::from_slice(&bundles[0]).unwrap();
+        certificates.push(b["verificationMaterial"]["certificate"]["rawBytes"].clone());
+        entries.push(b["verificationMaterial"]["tlogEntries"][0]["logIndex"].clone());
+        // Each verifies on its own, with sigstore-python.
+        let py = s.python(&bundles[0], &manifest, WORKFLOW_IDENTITY, ACTIONS_ISSUER);
+        assert!(py.status.success(), "{tag}: {}", stderr(&py));
+    }
+    certificates.dedup();
+    assert_eq!(certificates.len(), 1, "one Fulcio certificate for the run");
+    entries.sort_by_key(|e| e.to_string());
+    entries.dedup();
+    assert_eq!(
+        entries.len(),
+        3,
+        "one Rekor entry per signature: {entries:?}"
+    );
+    assert_no_token_leaked(&s.outputs, s.env.dir.path());
+}

@@ -329,4 +329,28 @@ fn mirror_signs_the_version_desired_moves_to_and_with_sign_all_every_version() {
         !broken.contains(&"20240201000000") && !broken.contains(&"20240202000000"),
         "{broken:?}"
     );
+
+    // Someone puts their own version under the tag the next commit will have, before the
+    // run: the signer renders the head, finds other bytes, and signs nothing.
+    env.write(
+        "deployments/site-0001.yaml",
+        "siteId: next\npollFrequency: 1s\n",
+    );
+    git_commit(&env, "2024-02-03T00:00:00Z", "next");
+    reg.skopeo_copy(
+        &format!("{REPO}:20240201000000"),
+        &format!("{REPO}:20240203000000"),
+    );
+    let desired_before = reg.get(&format!("{REPO}/manifests/desired"));
+    env.cli(&format!("mirror {sign}"))
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "version 20240203000000 holds another desired state",
+        ));
+    assert_eq!(
+        reg.get(&format!("{REPO}/manifests/desired")),
+        desired_before,
+        "`desired` did not move"
+    );
 }

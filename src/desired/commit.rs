@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::desired::versions::{
-    build, existing, is_version_tag, version_tag, Existing, VersionInput, DESIRED_TAG,
+    build, check_holds, existing, is_version_tag, version_tag, Existing, VersionInput, DESIRED_TAG,
 };
 use crate::error::{Error, Result};
 use crate::git::CommitInfo;
@@ -39,7 +39,8 @@ pub struct Committed {
     /// The signature this run attached to the version (a referrer), when it signed one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<Digest>,
-    /// Asked to sign a version that was there before and already carries a signature.
+    /// Asked to sign a version that was there before and already carries this key's
+    /// signature.
     pub already_signed: bool,
 }
 
@@ -51,6 +52,8 @@ pub(crate) struct CommitRequest<'a> {
     pub version: VersionInput<'a>,
     pub connect: &'a Connect,
     pub ancestry: Ancestry<'a>,
+    /// A commit's first-parent position (its manifestVersion), when the repository has it.
+    pub position: &'a dyn Fn(&str) -> Option<u64>,
     /// Signs a version it publishes, before any tag names it.
     pub signer: Option<&'a Signer>,
 }
@@ -126,6 +129,27 @@ pub(crate) async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
         result.note = Some("unchanged: `desired` already holds this desired state".into());
         if req.signer.is_some() {
             if let Some(m) = store.manifest(&cur.digest.to_string()).await? {
+                // Signed only when it holds exactly what its own commit publishes with
+                // these documents (its manifestVersion that commit's).
+                let position = cur.revision.as_deref().and_then(|r| (req.position)(r));
+                let holds = match position {
+                    Some(manifest_version) => check_holds(
+                        &m,
+                        &VersionInput {
+                            manifest_version,
+                            ..*v
+                        },
+                    )?,
+                    None => Err("its commit is not in this repository's history".into()),
+                };
+                if let Err(why) = holds {
+                    return Err(Error::invalid(format!(
+                        "`desired` ({}) holds this commit's documents, but not as a version of \
+                         this branch publishes them ({why}): not signed",
+                        m.digest
+                    ))
+                    .with_hint("check who moved `desired`; delete it or commit a change"));
+                }
                 sign_if_unsigned(&store, req.signer, &m, &mut result).await?;
             }
         }
@@ -146,7 +170,22 @@ pub(crate) async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
     match store.manifest(&tag).await? {
         Some(m) => {
             // Published before, unsigned perhaps (`--sign none`): signed before `desired`
-            // may move to it.
+            // may move to it, and only when it holds exactly what this commit renders.
+            if req.signer.is_some() {
+                let mine = existing(&m)?.revision.as_deref() == Some(v.git.commit.as_str());
+                let holds = match mine {
+                    true => check_holds(&m, v)?,
+                    false => Err("it records another commit".into()),
+                };
+                if let Err(why) = holds {
+                    return Err(Error::invalid(format!(
+                        "version {tag} ({}) does not hold what this commit publishes ({why}); \
+                         versions are immutable: not signed, `desired` not moved",
+                        m.digest
+                    ))
+                    .with_hint("delete the version if it is wrong, then commit again"));
+                }
+            }
             sign_if_unsigned(&store, req.signer, &m, &mut result).await?;
             result.digest = m.digest;
         }
@@ -169,8 +208,8 @@ pub(crate) async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
     Ok(result)
 }
 
-/// Signs `version`, which was there before this run, when a signer is given and no
-/// signature of any kind is attached to it yet (one that is there is left as it is).
+/// Signs `version`, which was there before this run (and was checked to hold what this
+/// run would publish), when a signer is given and its own signature is not attached yet.
 async fn sign_if_unsigned(
     store: &Store,
     signer: Option<&Signer>,

@@ -231,6 +231,7 @@ pub async fn commit(
     let mut connect = req.connect.clone();
     connect.plain_http |= state.config.plain_http;
     let ancestry = |a: &str, b: &str| repo.is_ancestor(a, b);
+    let position = |c: &str| repo.first_parent_count(c).ok();
     let committed = crate::desired::commit::commit(CommitRequest {
         version: VersionInput {
             to: &to,
@@ -242,6 +243,7 @@ pub async fn commit(
         },
         connect: &connect,
         ancestry: &ancestry,
+        position: &position,
         signer: signer.as_ref(),
     })
     .await?;

@@ -85,6 +85,67 @@ pub(crate) fn existing(m: &Manifest) -> Result<Existing> {
     })
 }
 
+/// Whether `m`, a version found in the registry rather than built by this run, holds
+/// exactly what `v` would publish, so that signing it signs nothing else: the documents
+/// and the bundle by digest, and the State Manifest byte for byte (its `manifestVersion`,
+/// deployments, digests, URLs and sizes, and bundle), its annotated `manifestVersion`, if
+/// any, the same. `Err`: what differs. Annotations a device does not read (subject,
+/// source, previous, created) are not compared.
+pub(crate) fn check_holds(
+    m: &Manifest,
+    v: &VersionInput,
+) -> Result<std::result::Result<(), String>> {
+    let image = m.image()?;
+    if image.artifact_type.as_deref() != Some(ARTIFACT) {
+        return Ok(Err("it is not a desired-state version".into()));
+    }
+    let built = build(v, "", None)?;
+    let ours = built.manifest.image()?;
+    let same = |l: &OciDescriptor, o: &OciDescriptor| {
+        l.media_type == o.media_type && l.digest == o.digest && l.size == o.size
+    };
+    if image.layers.len() != ours.layers.len()
+        || !image
+            .layers
+            .iter()
+            .zip(&ours.layers)
+            .all(|(l, o)| same(l, o))
+    {
+        let what = if image
+            .layers
+            .iter()
+            .filter(|l| l.media_type == LAYER_YAML)
+            .count()
+            != v.docs.len()
+            || image
+                .layers
+                .iter()
+                .filter(|l| l.media_type == LAYER_YAML)
+                .zip(v.docs)
+                .any(|(l, d)| l.digest != Digest::of(d.text.as_bytes()).to_string())
+        {
+            "its deployment documents differ"
+        } else {
+            "its bundle or its State Manifest (manifestVersion, deployments) differ"
+        };
+        return Ok(Err(format!(
+            "{what} (this one publishes manifestVersion {})",
+            v.manifest_version
+        )));
+    }
+    let annotated = image
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANN_MANIFEST_VERSION));
+    if annotated.is_some_and(|a| a.parse::<u64>().ok() != Some(v.manifest_version)) {
+        return Ok(Err(format!(
+            "its annotation {ANN_MANIFEST_VERSION} is not {}",
+            v.manifest_version
+        )));
+    }
+    Ok(Ok(()))
+}
+
 /// What one version holds: the rendered documents of one commit, and where it is served
 /// from (the blob URLs of the Desired State Manifest name it).
 pub(crate) struct VersionInput<'a> {

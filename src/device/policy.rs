@@ -7,8 +7,9 @@
 //! state is signed by someone else (for example a keyless identity restricted to
 //! `…@refs/heads/main`). Without that section the desired state must be signed as the
 //! packages are: the same workflow signs both in CI. `desiredState: unsigned` is the
-//! explicit opt-out, warned about on every run. An OpenPGP key verifies package archives
-//! only, so a policy naming one must say how the desired state is verified.
+//! explicit opt-out, warned about on stderr (once per process). An OpenPGP key verifies
+//! package archives only, so a policy naming one must say how the desired state is
+//! verified.
 //!
 //! `maxAge` (`--max-age`) bounds how old the desired state's newest signature may be, so
 //! that a registry cannot hold a device on an old version forever. It needs a keyless
@@ -119,6 +120,12 @@ pub fn load(
     if max_age.is_some() {
         policy.max_age = max_age;
     }
+    // A missing key or trusted root is the policy's fault, said as such, not a refusal
+    // of what the registry holds.
+    policy.packages.preflight()?;
+    if let DesiredTrust::Signed(r) = &policy.desired {
+        r.preflight()?;
+    }
     if policy.max_age.is_some()
         && !matches!(
             policy.desired,
@@ -220,7 +227,8 @@ fn parse(text: &str, path: &Path) -> Result<TrustPolicy> {
 /// `7d`, `36h`, `90m`, `600s`: a whole number and its unit.
 pub fn parse_age(text: &str) -> std::result::Result<Duration, String> {
     let bad = || format!("maxAge `{text}`: a whole number with d, h, m or s (e.g. 7d)");
-    let (num, unit) = text.split_at(text.len().saturating_sub(1));
+    let split = text.char_indices().last().map_or(0, |(i, _)| i);
+    let (num, unit) = text.split_at(split);
     let n: u64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
         "d" => n.checked_mul(86_400),
@@ -286,6 +294,8 @@ mod tests {
             "-1d",
             "1.5d",
             "99999999999999999999d",
+            "7é",
+            "1日",
         ] {
             assert!(parse_age(bad).is_err(), "{bad}");
         }

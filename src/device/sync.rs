@@ -31,10 +31,11 @@ use crate::device::state::{
 use crate::device::unpack::Limits;
 use crate::error::{Error, Result};
 use crate::oci::blocking;
+use crate::oci::digest::Digest;
 use crate::oci::manifest::Manifest;
 use crate::oci::reference::Target;
 use crate::oci::store::{Connect, Store};
-use crate::signing::verify::{self, RequirementSpec};
+use crate::signing::verify::{self, Requirement, RequirementSpec};
 
 /// How long a pass waits for the compose a killed pass left running before ending it.
 const LEFTOVER_PATIENCE: Duration = Duration::from_secs(60);
@@ -154,9 +155,11 @@ async fn pass(opts: &SyncOptions, target: &Target, store: &Store) -> Result<Sync
                     d.signed_at = checked.signed_at.map(rfc3339);
                 }
                 state.save_applied(&applied)?;
+                state.clear_refused()?;
                 let done = applied.desired.as_ref().expect("applied");
                 return Ok(up_to_date(done, &applied));
             }
+            state.clear_refused()?;
             return Ok(up_to_date(done, &applied));
         }
     }
@@ -165,8 +168,20 @@ async fn pass(opts: &SyncOptions, target: &Target, store: &Store) -> Result<Sync
     let repo = target.repo.to_string();
     let manifest = read::version_manifest(store, &repo, &tag).await?;
     let checked = check_desired(store, &state, &source, &manifest, &policy).await?;
-    let version = read::read_version(store, &repo, &tag, manifest).await?;
-    refuse_rollback(&source, &version, &applied, opts.allow_downgrade)?;
+    let digest = manifest.digest.clone();
+    let version = match read::read_version(store, &repo, &tag, manifest).await {
+        Ok(version) => version,
+        Err(e) => {
+            record_refusal(&state, &source, &digest, &e)?;
+            return Err(e);
+        }
+    };
+    if let Err(e) = refuse_rollback(&source, &version, &applied, opts.allow_downgrade) {
+        record_refusal(&state, &source, &version.digest, &e)?;
+        return Err(e);
+    }
+    // Accepted: a refusal recorded before is over.
+    state.clear_refused()?;
     check_selection(&opts.only, &version.deployments, &applied)?;
     let (wanted, leaving) = plan(&opts.only, &version.deployments, &applied);
     let changed = wanted.iter().any(|d| {
@@ -243,8 +258,8 @@ struct DesiredCheck {
     signed_at: Option<i64>,
 }
 
-/// [`verify_desired`], its refusal recorded in the state folder for `device status` (and
-/// forgotten once a version verifies).
+/// [`verify_desired`], its refusal recorded in the state folder for `device status`
+/// (forgotten by the next pass that accepts a version).
 async fn check_desired(
     store: &Store,
     state: &StateDir,
@@ -253,17 +268,24 @@ async fn check_desired(
     policy: &TrustPolicy,
 ) -> Result<DesiredCheck> {
     let checked = verify_desired(store, source, manifest, policy).await;
-    match &checked {
-        Ok(_) => state.clear_refused()?,
-        Err(e @ Error::Invalid { .. }) => state.save_refused(&Refused {
-            source: source.to_string(),
-            digest: manifest.digest.to_string(),
-            at: now().unwrap_or_default(),
-            reason: e.to_string(),
-        })?,
-        Err(_) => {}
+    if let Err(e) = &checked {
+        record_refusal(state, source, &manifest.digest, e)?;
     }
     checked
+}
+
+/// Records why the version `digest` was refused, when it was (a failed check, not an
+/// unreachable registry).
+fn record_refusal(state: &StateDir, source: &str, digest: &Digest, e: &Error) -> Result<()> {
+    if !matches!(e, Error::Invalid { .. }) {
+        return Ok(());
+    }
+    state.save_refused(&Refused {
+        source: source.to_string(),
+        digest: digest.to_string(),
+        at: now().unwrap_or_default(),
+        reason: e.to_string(),
+    })
 }
 
 /// Whether the applied version's newest signature is younger than `age`.
@@ -309,7 +331,9 @@ async fn verify_desired(
         .map(|v| format!("version {v}, "))
         .unwrap_or_default();
     let what = format!("{source} ({version}{})", manifest.digest);
-    let newest = policy.max_age.is_some();
+    // Keyless signatures have a trusted time: the newest one counts (for maxAge, and for
+    // what the device records).
+    let newest = matches!(req, Requirement::Identity { .. });
     let (found, signed_at) =
         match verify::verify_manifest(store, source, manifest, req, newest).await {
             Ok(found) => found,
@@ -326,6 +350,15 @@ async fn verify_desired(
         };
     if let Some(max_age) = policy.max_age {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Some(ahead) = signed_at.map(|t| t - now).filter(|a| *a > CLOCK_SLACK) {
+            return Err(Error::invalid(format!(
+                "refusing the desired state {what}: its newest signature was made {} after this \
+                 device's clock says it is now; with maxAge the device needs the right time. \
+                 Nothing was changed.",
+                words(ahead)
+            ))
+            .with_hint("set the device's clock (NTP, systemd-timesyncd)"));
+        }
         let age = signed_at.map(|t| now - t);
         if age.is_none_or(|a| a > max_age.as_secs() as i64) {
             let when = signed_at.map_or("at no trusted time".into(), |t| {
@@ -348,6 +381,9 @@ async fn verify_desired(
         signed_at,
     })
 }
+
+/// How far ahead of the device's clock a signature's time may be (clocks drift).
+const CLOCK_SLACK: i64 = 600;
 
 /// A duration in words: `3d 4h`, `5h 2m`, `40s`.
 fn words(secs: i64) -> String {

@@ -8,7 +8,7 @@
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::oci::digest::Digest;
 use crate::oci::media;
 use crate::oci::referrers;
@@ -93,8 +93,16 @@ impl Found {
 pub(crate) async fn signatures(store: &Store, subject: &Digest) -> Result<Vec<(Found, Vec<u8>)>> {
     let entries = signature_entries(store, subject).await?;
     // Read together, listed in order.
+    // A referrer that cannot be read as a signature is left out, not the end of the list.
     let found: Vec<Option<(Found, Vec<u8>)>> = futures_util::stream::iter(&entries)
-        .map(|(referrer, _)| fetch_signature(store, referrer))
+        .map(|(referrer, _)| async move {
+            match fetch_signature(store, referrer).await {
+                Err(
+                    Error::Invalid { .. } | Error::NotFound { .. } | Error::DigestMismatch { .. },
+                ) => Ok(None),
+                other => other,
+            }
+        })
         .buffered(store.concurrency())
         .try_collect()
         .await?;

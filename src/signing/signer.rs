@@ -172,20 +172,38 @@ impl Signer {
         attach_signature(store, subject, &signature).await
     }
 
-    /// [`Signer::attach`], unless a signature of any kind is attached to `subject`
-    /// already (left as it is): the new referrer, or `None`.
+    /// [`Signer::attach`], unless this signer's own signature is attached to `subject`
+    /// already: for a key, one that verifies with it; for keyless, one that names an
+    /// identity (a run's certificate is new each run, so it cannot tell its own; what
+    /// counts is that a keyless signature is there, which `verify` then judges). A
+    /// referrer that is no readable signature, or another key's, does not count. Returns
+    /// the new referrer, or `None`.
     pub(crate) async fn attach_unless_signed(
         &self,
         store: &Store,
         subject: &Manifest,
     ) -> Result<Option<Digest>> {
-        if crate::signing::found::signature_entries(store, &subject.digest)
-            .await?
-            .is_empty()
-        {
-            return self.attach(store, subject).await.map(Some);
+        use crate::signing::found::{fetch_signature, signature_entries};
+        if !matches!(self, Signer::Pgp(_)) {
+            for (referrer, _) in signature_entries(store, &subject.digest).await? {
+                let Ok(Some((found, content))) = fetch_signature(store, &referrer).await else {
+                    continue;
+                };
+                let ours = match self {
+                    Signer::Key(key) => crate::signing::keys::verify_key_bundle(
+                        &content,
+                        &subject.bytes,
+                        key.verifying_key(),
+                    )
+                    .is_ok(),
+                    _ => found.identity.is_some(),
+                };
+                if ours {
+                    return Ok(None);
+                }
+            }
         }
-        Ok(None)
+        self.attach(store, subject).await.map(Some)
     }
 }
 

@@ -115,6 +115,12 @@ impl RequirementSpec {
 }
 
 impl Requirement {
+    /// Loads what checking needs (the key, the trusted root) once, so that a missing or
+    /// broken file is reported as such before any signature is looked at.
+    pub fn preflight(&self) -> Result<()> {
+        Check::new(self).map(|_| ())
+    }
+
     /// Who must have signed, in words (for a refusal).
     pub fn describe(&self) -> String {
         match self {
@@ -275,8 +281,18 @@ async fn check_signatures(
     let mut archive = None;
     let mut best: Option<(Found, Option<i64>)> = None;
     for (referrer, _) in entries.iter().rev() {
-        let Some((f, content)) = fetch_signature(store, referrer).await? else {
-            continue;
+        // A referrer that cannot be read as a signature (missing, malformed, bytes that
+        // are not what it says) is one reason among others, not the end of the check.
+        let (f, content) = match fetch_signature(store, referrer).await {
+            Ok(Some(found)) => found,
+            Ok(None) => continue,
+            Err(
+                e @ (Error::Invalid { .. } | Error::NotFound { .. } | Error::DigestMismatch { .. }),
+            ) => {
+                reasons.push(format!("{}: {e}", referrer.get(..19).unwrap_or(referrer)));
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         match check
             .run(&f, &content, subject, store, &mut archive)
@@ -290,7 +306,7 @@ async fn check_signatures(
             }
             Err(why) => reasons.push(format!(
                 "{}: {why}",
-                &f.referrer[..19.min(f.referrer.len())]
+                f.referrer.get(..19).unwrap_or(&f.referrer)
             )),
         }
     }

@@ -5,9 +5,11 @@
 //!
 //! A signature says "this workflow publishes this", so the job signs only what the
 //! default branch itself publishes now: the version's commit must be in the branch's
-//! history, and its deployment documents exactly what the branch's head renders (with the
-//! package its `margo.yaml` names). A `desired` that someone moved to anything else (an
-//! older version included) is refused, not laundered into a freshly signed one.
+//! history, and it must hold exactly what the branch's head renders (with the package its
+//! `margo.yaml` names) as its own commit publishes it: the documents, the bundle and the
+//! State Manifest byte for byte ([`versions::check_holds`]). A `desired` that someone moved
+//! to anything else (an older version included) is refused, not laundered into a freshly
+//! signed one.
 
 use serde::Serialize;
 
@@ -90,15 +92,20 @@ pub(super) async fn on_schedule(
         connect: targets.connect.clone(),
     };
     let rendered = pipeline::render_state(ws, &req).await?;
-    let ours: Vec<String> = rendered
-        .docs
-        .iter()
-        .map(|d| Digest::of(d.text.as_bytes()).to_string())
-        .collect();
-    if ours != existing.docs {
+    // Exactly that, as the version of its own commit publishes it (its manifestVersion
+    // that commit's position in the branch).
+    let input = versions::VersionInput {
+        to: &to,
+        plain_http: targets.connect.plain_http,
+        docs: &rendered.docs,
+        git: &repo.commit(&revision)?,
+        source: None,
+        manifest_version: repo.first_parent_count(&revision)?,
+    };
+    if let Err(why) = versions::check_holds(&manifest, &input)? {
         return Err(Error::invalid(format!(
-            "{what} ({}, commit {}) holds another desired state than the branch's head {} \
-             renders; not signed",
+            "{what} ({}, commit {}) does not hold what the branch's head {} renders ({why}); \
+             not signed",
             manifest.digest,
             &revision[..7],
             &head[..7.min(head.len())]

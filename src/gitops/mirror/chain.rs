@@ -103,6 +103,8 @@ pub(super) struct Head {
     pub commit: String,
     pub digest: Option<Digest>,
     pub manifest: Option<Manifest>,
+    /// Its manifest is what this run built, or was checked to hold what it renders.
+    pub checked: bool,
 }
 
 /// The state of the repository a chain is published into.
@@ -163,7 +165,10 @@ pub(super) async fn publish_chain(
                 let built = versions::build(&input, tag, previous.as_ref())?;
                 match resolved.get(tag.as_str()).cloned().flatten() {
                     Some(d) if d == built.manifest.digest => known(link, built.manifest, None),
-                    Some(d) => known(link, existing_version(store, link, &d).await?, None),
+                    Some(d) => {
+                        let strict = signer.is_some().then_some(&input);
+                        known(link, existing_version(store, link, &d, strict).await?, None)
+                    }
                     None => known(link, built.manifest, Some(built.blobs)),
                 }
             }
@@ -178,6 +183,7 @@ pub(super) async fn publish_chain(
         commit: k.link.change.git.commit.clone(),
         digest: k.digest,
         manifest: k.manifest,
+        checked: k.link.planned.is_some(),
     }))
 }
 
@@ -272,7 +278,14 @@ async fn publish_new(
 
 /// A version already published under the planned tag with another digest (it chains to
 /// another previous version): kept when it holds what the commit renders, else an error.
-async fn existing_version(store: &Store, link: &Link<'_>, digest: &Digest) -> Result<Manifest> {
+/// With `strict` (a signer may sign it), it must hold exactly what that input publishes
+/// ([`versions::check_holds`]).
+async fn existing_version(
+    store: &Store,
+    link: &Link<'_>,
+    digest: &Digest,
+    strict: Option<&VersionInput<'_>>,
+) -> Result<Manifest> {
     let change = link.change;
     let m = store
         .manifest(digest.as_str())
@@ -288,9 +301,18 @@ async fn existing_version(store: &Store, link: &Link<'_>, digest: &Digest) -> Re
         .flat_map(|p| &p.docs)
         .map(|d| Digest::of(d.text.as_bytes()).to_string())
         .collect();
-    if e.docs != ours || e.revision.as_deref() != Some(change.git.commit.as_str()) {
+    let holds = match (
+        e.docs == ours && e.revision.as_deref() == Some(change.git.commit.as_str()),
+        strict,
+    ) {
+        (false, _) => Err("its documents or commit differ".into()),
+        (true, Some(input)) => versions::check_holds(&m, input)?,
+        (true, None) => Ok(()),
+    };
+    if let Err(why) = holds {
         return Err(Error::invalid(format!(
-            "version {} holds another desired state than commit {} renders; versions are immutable",
+            "version {} holds another desired state than commit {} renders ({why}); versions \
+             are immutable",
             change.tag, change.git.short_commit
         ))
         .with_hint("delete the version if it is wrong, then mirror again"));

@@ -17,7 +17,8 @@
 //! unless `--allow-rewrite`.
 //!
 //! Signing (`--sign`): the version `desired` moves to is signed before it moves, unless it
-//! carries a signature already; that is the version every device reads. `--sign-all` signs
+//! carries this signer's signature already; that is the version every device reads. The
+//! signer renders it (also when its tag exists) and signs only what holds exactly that. `--sign-all` signs
 //! every version the run publishes too, each before its tag names it, for whoever follows
 //! a version tag instead. One keyless certificate serves the whole run (one Fulcio
 //! request, one Rekor entry per signature).
@@ -141,11 +142,34 @@ pub async fn mirror(repo: &GitRepo, req: &MirrorRequest) -> Result<Mirrored> {
     }
     // Render what is new (everything with --verify-existing) before anything is pushed: a
     // missing package or a broken commit stops the run with the registry untouched.
+    // The head too when a signer may have to sign it on its way to `desired`: a signer
+    // signs only what it rendered (or checked against its rendering), never what it merely
+    // found under a tag.
+    let head = changes.last();
+    let sign_head = signer.is_some()
+        && head.is_some_and(|h| {
+            tags.contains(&h.tag)
+                && current.as_ref().and_then(|c| c.revision.as_deref())
+                    != Some(h.git.commit.as_str())
+        });
     let to_render: Vec<_> = changes
         .iter()
-        .filter(|c| req.verify_existing || !tags.contains(&c.tag))
+        .filter(|c| {
+            req.verify_existing
+                || !tags.contains(&c.tag)
+                || (sign_head && head.is_some_and(|h| std::ptr::eq(h, *c)))
+        })
         .collect();
-    let (rendered, missing) = chain::render_all(repo, req, &to_render, &connect).await?;
+    let (rendered, mut missing) = chain::render_all(repo, req, &to_render, &connect).await?;
+    // A version that is there stays in the chain even when its package is gone (it is
+    // linked as the tag list says, not rendered, so it is not signed).
+    // (`--verify-existing` still reports it: it was asked to check every version.)
+    missing.retain(|m| {
+        req.verify_existing
+            || !changes
+                .iter()
+                .any(|c| c.git.short_commit == m.commit && tags.contains(&c.tag))
+    });
     if !missing.is_empty() && !req.skip_missing {
         return Err(missing_packages(&missing));
     }
@@ -236,7 +260,7 @@ fn link<'a>(
 }
 
 /// Points `desired` at the chain's head unless it is there, signing the head first when
-/// a signer is given and it carries no signature yet; true when it moved.
+/// a signer is given (and has not signed it); true when it moved.
 async fn move_desired(
     store: &Store,
     head: chain::Head,
@@ -261,12 +285,19 @@ async fn move_desired(
                 hint: Some("it left the registry during this run: mirror again".into()),
             })?,
     };
-    if let Some(signer) = signer {
+    if let Some(signer) = signer.filter(|_| !result.signed.contains(&head.tag)) {
+        if !head.checked {
+            return Err(Error::invalid(format!(
+                "version {} was not rendered by this run (its package is missing?): not \
+                 signed, `desired` not moved",
+                head.tag
+            ))
+            .with_hint("publish its package again, then mirror again"));
+        }
         if signer
             .attach_unless_signed(store, &manifest)
             .await?
             .is_some()
-            && !result.signed.contains(&head.tag)
         {
             result.signed.push(head.tag.clone());
         }

@@ -73,7 +73,7 @@ pub fn committed(c: &Committed, json: bool) -> std::io::Result<()> {
     } else if c.already_signed {
         writeln!(
             out,
-            "  signed      already (a signature was attached before)"
+            "  signed      already (a signature by this signer was attached before)"
         )?;
     } else {
         writeln!(out, "  signed      no (--sign none)")?;
