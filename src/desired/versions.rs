@@ -104,6 +104,13 @@ pub(crate) fn check_holds(
     let same = |l: &OciDescriptor, o: &OciDescriptor| {
         l.media_type == o.media_type && l.digest == o.digest && l.size == o.size
     };
+    let documents = |i: &oci_client::manifest::OciImageManifest| -> Vec<String> {
+        i.layers
+            .iter()
+            .filter(|l| l.media_type == LAYER_YAML)
+            .map(|l| l.digest.clone())
+            .collect()
+    };
     if image.layers.len() != ours.layers.len()
         || !image
             .layers
@@ -111,22 +118,9 @@ pub(crate) fn check_holds(
             .zip(&ours.layers)
             .all(|(l, o)| same(l, o))
     {
-        let what = if image
-            .layers
-            .iter()
-            .filter(|l| l.media_type == LAYER_YAML)
-            .count()
-            != v.docs.len()
-            || image
-                .layers
-                .iter()
-                .filter(|l| l.media_type == LAYER_YAML)
-                .zip(v.docs)
-                .any(|(l, d)| l.digest != Digest::of(d.text.as_bytes()).to_string())
-        {
-            "its deployment documents differ"
-        } else {
-            "its bundle or its State Manifest (manifestVersion, deployments) differ"
+        let what = match documents(&image) == documents(&ours) {
+            false => "its deployment documents differ",
+            true => "its bundle or its State Manifest (manifestVersion, deployments) differ",
         };
         return Ok(Err(format!(
             "{what} (this one publishes manifestVersion {})",

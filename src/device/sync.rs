@@ -4,13 +4,17 @@
 //! A pass holds the state folder's lock ([`crate::device::lock`]) from start to end. It
 //! first repairs what a killed pass left (its compose still running, its staging, a
 //! component moved aside), then asks the registry one thing: the digest the followed tag
-//! names (one `HEAD`). When that is the version applied completely, the pass is done.
-//! Otherwise it reads the version (`desired`, or `--tag`), refuses it when its
-//! `manifestVersion` is not greater than the one applied (rollback protection;
-//! `--allow-downgrade` to force), installs the deployments whose document changed, takes
-//! down those that left, and writes each one's status manifest. A deployment that fails
-//! keeps its previous version running and is tried again on the next pass; the version
-//! counts as applied only when every deployment of the pass succeeded.
+//! names (one `HEAD`). When that is the version applied completely, the pass is done
+//! (with `maxAge`, once half of it has gone, the version's signatures are read again for
+//! a newer one). Otherwise it reads the version's manifest (`desired`, or `--tag`) and
+//! verifies its signature as the policy says ([`crate::device::policy`]) before reading
+//! anything it holds, refuses it when its `manifestVersion` is not greater than the one
+//! applied (rollback protection; `--allow-downgrade` to force), installs the deployments
+//! whose document changed, takes down those that left, and writes each one's status
+//! manifest. A refused version changes nothing; why is kept in `refused.json` until a
+//! pass accepts one. A deployment that fails keeps its previous version running and is
+//! tried again on the next pass; the version counts as applied only when every deployment
+//! of the pass succeeded.
 
 use std::path::PathBuf;
 use std::time::Duration;
