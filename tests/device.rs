@@ -888,16 +888,19 @@ fn a_device_with_max_age_refuses_a_stale_desired_state_until_the_schedule_run_si
     let tags = reg.tags("acme/demo-desired");
     let event = env.path("schedule.json");
     std::fs::write(&event, r#"{"schedule": "17 4 * * 1"}"#).unwrap();
-    let mut ci = env.cli("ci");
-    keyless(&mut ci);
-    ci.env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_EVENT_NAME", "schedule")
-        .env("GITHUB_EVENT_PATH", &event)
-        .env("GITHUB_SHA", crate::desired::head(&env))
-        .env("GITHUB_REF", "refs/heads/main")
-        .env("GITHUB_REPOSITORY", "margo-gitops/poc-app")
-        .env("GITHUB_STEP_SUMMARY", env.path("summary.md"));
-    let resigned = ci.output().unwrap();
+    let schedule = || {
+        let mut ci = env.cli("ci");
+        keyless(&mut ci);
+        ci.env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_EVENT_NAME", "schedule")
+            .env("GITHUB_EVENT_PATH", &event)
+            .env("GITHUB_SHA", crate::desired::head(&env))
+            .env("GITHUB_REF", "refs/heads/main")
+            .env("GITHUB_REPOSITORY", "margo-gitops/poc-app")
+            .env("GITHUB_STEP_SUMMARY", env.path("summary.md"));
+        ci.output().unwrap()
+    };
+    let resigned = schedule();
     assert!(resigned.status.success(), "{}", text(&resigned));
     assert!(
         text(&resigned).contains("signed again"),
@@ -929,15 +932,7 @@ fn a_device_with_max_age_refuses_a_stale_desired_state_until_the_schedule_run_si
         &format!("acme/demo-desired:{first}"),
         "acme/demo-desired:desired",
     );
-    let mut ci = env.cli("ci");
-    keyless(&mut ci);
-    ci.env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_EVENT_NAME", "schedule")
-        .env("GITHUB_EVENT_PATH", &event)
-        .env("GITHUB_SHA", crate::desired::head(&env))
-        .env("GITHUB_REF", "refs/heads/main")
-        .env("GITHUB_REPOSITORY", "margo-gitops/poc-app");
-    let refused = ci.output().unwrap();
+    let refused = schedule();
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(
         text(&refused).contains("does not hold what the branch's head"),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::desired::versions::{
-    build, check_holds, existing, is_version_tag, version_tag, Existing, VersionInput, DESIRED_TAG,
+    build, existing, is_version_tag, version_tag, what_differs, Existing, VersionInput, DESIRED_TAG,
 };
 use crate::error::{Error, Result};
 use crate::git::CommitInfo;
@@ -132,17 +132,17 @@ pub(crate) async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
                 // Signed only when it holds exactly what its own commit publishes with
                 // these documents (its manifestVersion that commit's).
                 let position = cur.revision.as_deref().and_then(|r| (req.position)(r));
-                let holds = match position {
-                    Some(manifest_version) => check_holds(
+                let differs = match position {
+                    Some(manifest_version) => what_differs(
                         &m,
                         &VersionInput {
                             manifest_version,
                             ..*v
                         },
                     )?,
-                    None => Err("its commit is not in this repository's history".into()),
+                    None => Some("its commit is not in this repository's history".into()),
                 };
-                if let Err(why) = holds {
+                if let Some(why) = differs {
                     return Err(Error::invalid(format!(
                         "`desired` ({}) holds this commit's documents, but not as a version of \
                          this branch publishes them ({why}): not signed",
@@ -173,11 +173,11 @@ pub(crate) async fn commit(req: CommitRequest<'_>) -> Result<Committed> {
             // may move to it, and only when it holds exactly what this commit renders.
             if req.signer.is_some() {
                 let mine = existing(&m)?.revision.as_deref() == Some(v.git.commit.as_str());
-                let holds = match mine {
-                    true => check_holds(&m, v)?,
-                    false => Err("it records another commit".into()),
+                let differs = match mine {
+                    true => what_differs(&m, v)?,
+                    false => Some("it records another commit".into()),
                 };
-                if let Err(why) = holds {
+                if let Some(why) = differs {
                     return Err(Error::invalid(format!(
                         "version {tag} ({}) does not hold what this commit publishes ({why}); \
                          versions are immutable: not signed, `desired` not moved",

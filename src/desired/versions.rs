@@ -85,19 +85,16 @@ pub(crate) fn existing(m: &Manifest) -> Result<Existing> {
     })
 }
 
-/// Whether `m`, a version found in the registry rather than built by this run, holds
-/// exactly what `v` would publish, so that signing it signs nothing else: the documents
-/// and the bundle by digest, and the State Manifest byte for byte (its `manifestVersion`,
-/// deployments, digests, URLs and sizes, and bundle), its annotated `manifestVersion`, if
-/// any, the same. `Err`: what differs. Annotations a device does not read (subject,
-/// source, previous, created) are not compared.
-pub(crate) fn check_holds(
-    m: &Manifest,
-    v: &VersionInput,
-) -> Result<std::result::Result<(), String>> {
+/// What differs between `m`, a version found in the registry rather than built by this
+/// run, and what `v` would publish; `None` when it holds exactly that, so that signing it
+/// signs nothing else: the documents and the bundle by digest, the State Manifest byte for
+/// byte (its `manifestVersion`, deployments, digests, URLs and sizes, and bundle), and its
+/// annotated `manifestVersion`, if any, the same. Annotations a device does not read
+/// (subject, source, previous, created) are not compared.
+pub(crate) fn what_differs(m: &Manifest, v: &VersionInput) -> Result<Option<String>> {
     let image = m.image()?;
     if image.artifact_type.as_deref() != Some(ARTIFACT) {
-        return Ok(Err("it is not a desired-state version".into()));
+        return Ok(Some("it is not a desired-state version".into()));
     }
     let built = build(v, "", None)?;
     let ours = built.manifest.image()?;
@@ -122,7 +119,7 @@ pub(crate) fn check_holds(
             false => "its deployment documents differ",
             true => "its bundle or its State Manifest (manifestVersion, deployments) differ",
         };
-        return Ok(Err(format!(
+        return Ok(Some(format!(
             "{what} (this one publishes manifestVersion {})",
             v.manifest_version
         )));
@@ -132,12 +129,12 @@ pub(crate) fn check_holds(
         .as_ref()
         .and_then(|a| a.get(ANN_MANIFEST_VERSION));
     if annotated.is_some_and(|a| a.parse::<u64>().ok() != Some(v.manifest_version)) {
-        return Ok(Err(format!(
+        return Ok(Some(format!(
             "its annotation {ANN_MANIFEST_VERSION} is not {}",
             v.manifest_version
         )));
     }
-    Ok(Ok(()))
+    Ok(None)
 }
 
 /// What one version holds: the rendered documents of one commit, and where it is served

@@ -11,6 +11,7 @@
 //! - [`state`]: the state folder (applied version, status manifests, trust policy), each
 //!   file replaced durably, and the repair of what a killed pass left;
 //! - [`policy`]: who must have signed the packages and the desired state;
+//! - [`desired`]: the desired-state version checked (signature, age) before a pass reads it;
 //! - [`lock`]: one pass at a time per state folder;
 //! - [`children`]: compose in a process group of its own, recorded, and what a killed pass
 //!   left running waited for and ended;
@@ -19,6 +20,7 @@
 //! - [`sync`]: one pass and the watch loop, with rollback protection.
 
 pub(crate) mod children;
+pub(crate) mod desired;
 pub(crate) mod engine;
 pub(crate) mod install;
 pub mod lock;

@@ -46,7 +46,10 @@ pub enum DesiredTrust {
     Unsigned(PathBuf),
 }
 
-/// `policy.yaml`: the package policy's fields, and `desiredState`.
+/// `policy.yaml`: the package policy's fields, `desiredState` and `maxAge`. The fields of
+/// [`RequirementSpec`] are spelled out again rather than `#[serde(flatten)]`ed: serde cannot
+/// refuse unknown fields through a flatten, and a misspelt field must be an error at its
+/// line.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PolicyFile {
@@ -213,10 +216,12 @@ fn parse(text: &str, path: &Path) -> Result<TrustPolicy> {
             )),
             None => DesiredTrust::Signed(packages.clone()),
         };
-    let max_age = match &file.max_age {
-        Some(text) => Some(parse_age(text).map_err(|m| Error::invalid_file(path, None, m))?),
-        None => None,
-    };
+    let max_age = file
+        .max_age
+        .as_deref()
+        .map(parse_age)
+        .transpose()
+        .map_err(at_file)?;
     Ok(TrustPolicy {
         packages,
         desired,
@@ -225,8 +230,12 @@ fn parse(text: &str, path: &Path) -> Result<TrustPolicy> {
 }
 
 /// `7d`, `36h`, `90m`, `600s`: a whole number and its unit.
-pub fn parse_age(text: &str) -> std::result::Result<Duration, String> {
-    let bad = || format!("maxAge `{text}`: a whole number with d, h, m or s (e.g. 7d)");
+pub fn parse_age(text: &str) -> Result<Duration> {
+    let bad = || {
+        Error::Usage(format!(
+            "maxAge `{text}`: a whole number with d, h, m or s (e.g. 7d)"
+        ))
+    };
     let split = text.char_indices().last().map_or(0, |(i, _)| i);
     let (num, unit) = text.split_at(split);
     let n: u64 = num.parse().map_err(|_| bad())?;
@@ -282,9 +291,9 @@ mod tests {
 
     #[test]
     fn max_age_is_a_whole_number_and_a_unit() {
-        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert_eq!(parse_age("36h"), Ok(Duration::from_secs(36 * 3_600)));
-        assert_eq!(parse_age("600s"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_age("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(parse_age("36h").unwrap(), Duration::from_secs(36 * 3_600));
+        assert_eq!(parse_age("600s").unwrap(), Duration::from_secs(600));
         for bad in [
             "",
             "7",

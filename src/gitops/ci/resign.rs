@@ -7,7 +7,7 @@
 //! default branch itself publishes now: the version's commit must be in the branch's
 //! history, and it must hold exactly what the branch's head renders (with the package its
 //! `margo.yaml` names) as its own commit publishes it: the documents, the bundle and the
-//! State Manifest byte for byte ([`versions::check_holds`]). A `desired` that someone moved
+//! State Manifest byte for byte ([`versions::what_differs`]). A `desired` that someone moved
 //! to anything else (an older version included) is refused, not laundered into a freshly
 //! signed one.
 
@@ -102,7 +102,7 @@ pub(super) async fn on_schedule(
         source: None,
         manifest_version: repo.first_parent_count(&revision)?,
     };
-    if let Err(why) = versions::check_holds(&manifest, &input)? {
+    if let Some(why) = versions::what_differs(&manifest, &input)? {
         return Err(Error::invalid(format!(
             "{what} ({}, commit {}) does not hold what the branch's head {} renders ({why}); \
              not signed",

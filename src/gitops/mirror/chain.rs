@@ -279,7 +279,7 @@ async fn publish_new(
 /// A version already published under the planned tag with another digest (it chains to
 /// another previous version): kept when it holds what the commit renders, else an error.
 /// With `strict` (a signer may sign it), it must hold exactly what that input publishes
-/// ([`versions::check_holds`]).
+/// ([`versions::what_differs`]).
 async fn existing_version(
     store: &Store,
     link: &Link<'_>,
@@ -301,15 +301,15 @@ async fn existing_version(
         .flat_map(|p| &p.docs)
         .map(|d| Digest::of(d.text.as_bytes()).to_string())
         .collect();
-    let holds = match (
+    let differs = match (
         e.docs == ours && e.revision.as_deref() == Some(change.git.commit.as_str()),
         strict,
     ) {
-        (false, _) => Err("its documents or commit differ".into()),
-        (true, Some(input)) => versions::check_holds(&m, input)?,
-        (true, None) => Ok(()),
+        (false, _) => Some("its documents or commit differ".into()),
+        (true, Some(input)) => versions::what_differs(&m, input)?,
+        (true, None) => None,
     };
-    if let Err(why) = holds {
+    if let Some(why) = differs {
         return Err(Error::invalid(format!(
             "version {} holds another desired state than commit {} renders ({why}); versions \
              are immutable",

@@ -80,7 +80,7 @@ pub struct DeviceArgs {
     /// Refuse a desired state whose newest signature is older than this (`7d`, `36h`):
     /// a registry that keeps serving an old version cannot hold the device there.
     /// Overrides policy.yaml's `maxAge`; needs a keyless policy.
-    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    #[arg(long, value_name = "AGE", value_parser = margo_gitops::device::policy::parse_age)]
     pub max_age: Option<Duration>,
 
     /// Print JSON instead of one line per deployment.
@@ -92,10 +92,6 @@ pub struct DeviceArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
-}
-
-fn parse_age(s: &str) -> Result<Duration, String> {
-    margo_gitops::device::policy::parse_age(s)
 }
 
 /// A duration that may be zero (`0`: do not wait).
